@@ -1,0 +1,38 @@
+# The README's two commands: `make demo` runs the fleet, `make test` runs the tests.
+# Both work on a fresh machine: they create the venv, install, and start the real stack.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint install stack-up stack-down clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/warmfleet stack up
+	$(BIN)/warmfleet stack status
+
+test: install lint
+	$(BIN)/warmfleet stack exec -- $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+stack-up: install
+	$(BIN)/warmfleet stack up
+
+stack-down: install
+	$(BIN)/warmfleet stack down
+
+clean:
+	-$(BIN)/warmfleet stack down
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

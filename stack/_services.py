@@ -1,0 +1,152 @@
+"""The three servers of the local stack: how each starts and how we know it answers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from stack._errors import StackError
+
+HOST = "127.0.0.1"
+LOG4J = Path(__file__).parent / "kafka" / "log4j.properties"
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    kafka: int = 9092
+    kafka_controller: int = 9093
+    redis: int = 6379
+    memcached: int = 11211
+
+
+def port_free(port: int, host: str = HOST) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _ask(port: int, request: bytes, expect: bytes, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout) as sock:
+            sock.sendall(request)
+            return sock.recv(64).startswith(expect)
+    except OSError:
+        return False
+
+
+def redis_answers(port: int) -> bool:
+    return _ask(port, b"PING\r\n", b"+PONG")
+
+
+def memcached_answers(port: int) -> bool:
+    return _ask(port, b"version\r\n", b"VERSION")
+
+
+def kafka_answers(port: int, timeout: float = 3.0) -> bool:
+    """A real metadata request from a client, as the broker's users will make."""
+    from aiokafka.client import AIOKafkaClient
+
+    async def probe() -> bool:
+        client = AIOKafkaClient(bootstrap_servers=f"{HOST}:{port}", request_timeout_ms=2000)
+        try:
+            await asyncio.wait_for(client.bootstrap(), timeout)
+            metadata = await asyncio.wait_for(client.fetch_all_metadata(), timeout)
+            return len(metadata.brokers()) > 0
+        except Exception:  # any failure means "not ready yet"
+            return False
+        finally:
+            await client.close()
+
+    if not _ask(port, b"", b"", timeout=0.5) and port_free(port):
+        return False
+    return asyncio.run(probe())
+
+
+def redis_command(port: int, data_dir: Path) -> list[str]:
+    return [
+        "redis-server",
+        "--bind", HOST, "--port", str(port), "--protected-mode", "yes",
+        "--save", "", "--appendonly", "no", "--dir", str(data_dir),
+        "--daemonize", "no", "--loglevel", "warning",
+    ]  # fmt: skip
+
+
+def memcached_command(port: int) -> list[str]:
+    cmd = ["memcached", "-l", HOST, "-p", str(port), "-U", "0", "-m", "256", "-c", "4096"]
+    if os.geteuid() == 0:
+        cmd += ["-u", "root"]  # memcached refuses to run as root without -u
+    return cmd
+
+
+def kafka_properties(ports: Ports, data_dir: Path) -> str:
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@{HOST}:{ports.kafka_controller}",
+            f"listeners=PLAINTEXT://{HOST}:{ports.kafka},CONTROLLER://{HOST}:{ports.kafka_controller}",
+            f"advertised.listeners=PLAINTEXT://{HOST}:{ports.kafka}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={data_dir / 'logs'}",
+            "num.partitions=3",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=10",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "min.insync.replicas=1",
+            "default.replication.factor=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=true",
+            "delete.topic.enable=true",
+            "log.retention.hours=24",
+            "log.segment.bytes=67108864",
+            "",
+        ]
+    )
+
+
+def kafka_java(libs: Path, main: str, *args: str, heap: str = "512m") -> list[str]:
+    return [
+        "java", "-Xms256m", f"-Xmx{heap}", "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j.configuration=file:{LOG4J}",
+        "-cp", f"{libs}/*", main, *args,
+    ]  # fmt: skip
+
+
+def new_cluster_id() -> str:
+    """Kafka's Uuid text form: 16 random bytes, URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+def format_kafka_storage(libs: Path, config: Path, data_dir: Path) -> bool:
+    """Format KRaft storage once per data dir; returns whether it formatted."""
+    import subprocess
+
+    if (data_dir / "logs" / "meta.properties").exists():
+        return False
+    cmd = kafka_java(
+        libs,
+        "kafka.tools.StorageTool",
+        "format",
+        "-t",
+        new_cluster_id(),
+        "-c",
+        str(config),
+        heap="256m",
+    )
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise StackError(f"formatting Kafka storage failed:\n{proc.stdout}\n{proc.stderr}")
+    return True

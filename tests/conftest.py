@@ -1,0 +1,77 @@
+"""Session fixtures over the real local stack (Kafka, Redis, Memcached on 127.0.0.1).
+
+When the suite runs under `warmfleet stack exec` (as `make test` does), the stack's URLs
+come from the environment. Otherwise the fixture starts the stack (or reuses a running
+one) and stops it at the end only if it started it. Every test gets its own namespace
+for topic names, consumer group and cache key prefix, so tests cannot see each other.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from stack import StackConfig, down, status, up
+
+
+@dataclass(frozen=True)
+class StackURLs:
+    kafka_bootstrap: str  # host:port
+    redis_url: str  # redis://127.0.0.1:6379/0
+    memcached_addr: str  # host:port
+
+    @property
+    def memcached_url(self) -> str:
+        return f"memcached://{self.memcached_addr}"
+
+    @property
+    def kafka_url(self) -> str:
+        return f"kafka://{self.kafka_bootstrap}"
+
+
+def _strip(url: str, scheme: str) -> str:
+    return url.split("://", 1)[1] if url.startswith(scheme + "://") else url
+
+
+@pytest.fixture(scope="session")
+def stack_urls() -> Iterator[StackURLs]:
+    kafka = os.environ.get("WARMFLEET_KAFKA_URL")
+    redis = os.environ.get("WARMFLEET_REDIS_URL")
+    memcached = os.environ.get("WARMFLEET_MEMCACHED_URL")
+    if kafka and redis and memcached:
+        yield StackURLs(_strip(kafka, "kafka"), redis, _strip(memcached, "memcached"))
+        return
+    cfg = StackConfig()
+    was_running = status(cfg)["running"]
+    info = up(cfg, lambda msg: print(msg, file=sys.stderr))
+    try:
+        yield StackURLs(info["kafka"], info["redis"], info["memcached"])
+    finally:
+        if not was_running:
+            down(cfg, lambda msg: None)
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A per-test prefix for topic names, consumer groups and cache keys."""
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+def kafka_bootstrap(stack_urls: StackURLs) -> str:
+    return stack_urls.kafka_bootstrap
+
+
+@pytest.fixture
+def redis_url(stack_urls: StackURLs) -> str:
+    return stack_urls.redis_url
+
+
+@pytest.fixture
+def memcached_addr(stack_urls: StackURLs) -> str:
+    return stack_urls.memcached_addr
