@@ -31,6 +31,7 @@ from topics.catalog import (
     symbol_key,
     topic_config,
 )
+from topics.errors import ConfigError, WarmfleetError
 
 __all__ = [
     "ANALYSIS_OVERVIEW",
@@ -47,9 +48,11 @@ __all__ = [
     "MAX_KEY_BYTES",
     "POLLED",
     "WARM_JOBS",
+    "ConfigError",
     "DataType",
     "KeySpec",
     "TopicSpec",
+    "WarmfleetError",
     "build_key",
     "data_type_of",
     "key_for",

@@ -1,0 +1,125 @@
+"""Process settings: typed, frozen, read once at start from ``WARMFLEET_*`` variables.
+
+Every URL is parsed here, once. An invalid value stops the process with a ``ConfigError``
+that names the variable and the value. Defaults point at the local stack
+(`warmfleet stack up`), so a developer needs to set nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from topics import ConfigError
+
+ENV_PREFIX = "WARMFLEET_"
+
+
+def _hostports(name: str, raw: str, scheme: str, default_port: int) -> tuple[str, ...]:
+    """``scheme://h1:p1,h2:p2`` (or bare ``h1:p1,h2``) -> ``("h1:p1", "h2:p2")``."""
+    body = raw.split("://", 1)[1] if "://" in raw else raw
+    if "://" in raw and not raw.startswith(f"{scheme}://"):
+        raise ConfigError(name, raw, f"must start with {scheme}://")
+    out = []
+    for part in body.strip("/").split(","):
+        host, _, port = part.strip().rpartition(":") if ":" in part else (part.strip(), "", "")
+        port = port or str(default_port)
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(name, raw, "each server must be host:port")
+        out.append(f"{host}:{port}")
+    return tuple(out)
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced, for logs and status output."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    kafka_servers: tuple[str, ...] = ("127.0.0.1:9092",)
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)  # may hold a password
+    memcached_servers: tuple[str, ...] = ("127.0.0.1:11211",)
+    memory_url: str = "memory://?max_entries=50000"
+    #: prefixed to every topic name and consumer group; tests and side-by-side fleets use it
+    namespace: str = ""
+    #: first segment of every cache key (DESIGN.md: ``virt``)
+    key_prefix: str = "virt"
+    log_level: str = "INFO"
+    log_format: str = "auto"
+    #: exchange id -> REST base URL override (the simulator); empty means the real exchange
+    exchange_urls: Mapping[str, str] = field(default_factory=dict)
+    metrics_port: int = 0  # 0 = no metrics HTTP server in this process
+
+    @property
+    def kafka_url(self) -> str:
+        return "kafka://" + ",".join(self.kafka_servers)
+
+    @property
+    def memcached_url(self) -> str:
+        return "memcached://" + ",".join(self.memcached_servers)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(ENV_PREFIX + name)
+            return value if value not in (None, "") else None
+
+        kwargs: dict[str, object] = {}
+        if (raw := get("KAFKA_URL")) is not None:
+            kwargs["kafka_servers"] = _hostports("WARMFLEET_KAFKA_URL", raw, "kafka", 9092)
+        if (raw := get("REDIS_URL")) is not None:
+            if urlsplit(raw).scheme not in ("redis", "rediss", "redis+cluster"):
+                raise ConfigError(
+                    "WARMFLEET_REDIS_URL",
+                    redact(raw),
+                    "must be redis://, rediss:// or redis+cluster://",
+                )
+            kwargs["redis_url"] = raw
+        if (raw := get("MEMCACHED_URL")) is not None:
+            kwargs["memcached_servers"] = _hostports(
+                "WARMFLEET_MEMCACHED_URL", raw, "memcached", 11211
+            )
+        if (raw := get("MEMORY_URL")) is not None:
+            if not raw.startswith("memory://"):
+                raise ConfigError("WARMFLEET_MEMORY_URL", raw, "must start with memory://")
+            kwargs["memory_url"] = raw
+        if (raw := get("NAMESPACE")) is not None:
+            kwargs["namespace"] = raw
+        if (raw := get("KEY_PREFIX")) is not None:
+            kwargs["key_prefix"] = raw
+        if (raw := get("LOG_LEVEL")) is not None:
+            if raw.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+                raise ConfigError(
+                    "WARMFLEET_LOG_LEVEL", raw, "must be DEBUG, INFO, WARNING or ERROR"
+                )
+            kwargs["log_level"] = raw.upper()
+        if (raw := get("LOG_FORMAT")) is not None:
+            if raw not in ("auto", "console", "json"):
+                raise ConfigError("WARMFLEET_LOG_FORMAT", raw, "must be auto, console or json")
+            kwargs["log_format"] = raw
+        if (raw := get("EXCHANGE_URLS")) is not None:
+            urls: dict[str, str] = {}
+            for item in raw.split(","):
+                name, sep, url = item.strip().partition("=")
+                if not sep or not name or not url.startswith(("http://", "https://")):
+                    raise ConfigError(
+                        "WARMFLEET_EXCHANGE_URLS",
+                        raw,
+                        "must be exchange=http://host:port[,exchange=...]",
+                    )
+                urls[name] = url.rstrip("/")
+            kwargs["exchange_urls"] = urls
+        if (raw := get("METRICS_PORT")) is not None:
+            if not raw.isdigit() or int(raw) > 65535:
+                raise ConfigError("WARMFLEET_METRICS_PORT", raw, "must be a port number or 0")
+            kwargs["metrics_port"] = int(raw)
+        return cls(**kwargs)  # type: ignore[arg-type]
