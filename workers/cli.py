@@ -12,6 +12,9 @@ from collections.abc import Sequence
 #: command -> (module with HELP, configure(parser) and run(args) -> int)
 COMMANDS: dict[str, str] = {
     "stack": "stack._cli",
+    "reader": "workers.reader_cli",
+    "run": "workers.run",
+    "status": "workers.status",
 }
 
 

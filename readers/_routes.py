@@ -1,0 +1,76 @@
+"""What each reader route means: path parameters -> a validated cache key (pure)."""
+
+from __future__ import annotations
+
+import re
+
+from topics import KEY_SPECS, DataType, data_type_of, key_for, validate_key
+
+_EXCHANGE = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
+_ASSET = re.compile(r"^[A-Z0-9]{1,20}$")
+_HINT = re.compile(r"^(\d+)([smh])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600}
+
+
+class BadRequest(ValueError):
+    """The client's request is malformed; the message tells them what to send instead."""
+
+
+def exchange_id(raw: str) -> str:
+    exchange = raw.strip().lower()
+    if not _EXCHANGE.match(exchange):
+        raise BadRequest(f"exchange {raw!r} is not an exchange id (lowercase letters and digits)")
+    return exchange
+
+
+def symbol(raw: str) -> str:
+    """``BTC/USDT``, ``btc-usdt``, ``BTC_USDT`` -> ``BTC/USDT``."""
+    text = raw.strip().upper().replace("-", "/").replace("_", "/")
+    base, sep, quote = text.partition("/")
+    if not sep or not _ASSET.match(base) or not _ASSET.match(quote):
+        raise BadRequest(f"symbol {raw!r} is not BASE/QUOTE (e.g. BTC/USDT or BTC-USDT)")
+    return f"{base}/{quote}"
+
+
+def max_age(raw: str | None) -> float | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadRequest(f"max_age must be a number of seconds, got {raw!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise BadRequest(f"max_age must be a positive number of seconds, got {raw!r}")
+    return value
+
+
+def raw_key(raw: str) -> str:
+    try:
+        return validate_key(raw)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def freshness_s(key: str) -> int:
+    """The key's nominal freshness class (its ttl_hint: 15s, 1m, 5m) in seconds."""
+    hint = KEY_SPECS[data_type_of(key)].ttl_hint
+    match = _HINT.match(hint)
+    return int(match.group(1)) * _UNIT_S[match.group(2)] if match else 15
+
+
+def ticker_key(prefix: str, exchange: str, sym: str) -> str:
+    return key_for(DataType.TICKERS, exchange_id(exchange), symbol(sym), prefix=prefix)
+
+
+def overview_key(prefix: str, scope: str = "all") -> str:
+    return key_for(
+        DataType.OVERVIEW, "all" if scope == "all" else exchange_id(scope), prefix=prefix
+    )
+
+
+def analysis_keys(prefix: str, exchange: str, sym: str) -> tuple[str, str]:
+    ex, s = exchange_id(exchange), symbol(sym)
+    return (
+        key_for(DataType.VOLATILITY, ex, s, prefix=prefix),
+        key_for(DataType.SIGNALS, ex, s, prefix=prefix),
+    )

@@ -1,0 +1,212 @@
+"""`warmfleet status`: what the fleet is doing, read from each process's /metrics.
+
+One snapshot, or live with ``--watch``. The same view is the live panel of `warmfleet run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+HELP = "show the fleet's phase, throughput, hit rates, freshness and errors"
+
+#: process -> default metrics URL (see the deploy files and `warmfleet run`)
+ENDPOINTS: dict[str, str] = {
+    "poller": "http://127.0.0.1:9101/metrics",
+    "worker": "http://127.0.0.1:9102/metrics",
+    "clock": "http://127.0.0.1:9103/metrics",
+    "reader": "http://127.0.0.1:8080/metrics",
+}
+TIERS = ("memory", "memcached", "redis")
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def parse(text: str) -> Samples:
+    out: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def total(samples: Samples, name: str, **match: str) -> float:
+    return sum(
+        value
+        for (sample, labels), value in samples.items()
+        if sample == name and all(dict(labels).get(k) == v for k, v in match.items())
+    )
+
+
+def by_label(samples: Samples, name: str, label: str) -> dict[str, float]:
+    out: dict[str, float] = defaultdict(float)
+    for (sample, labels), value in samples.items():
+        if sample == name:
+            out[dict(labels).get(label, "")] += value
+    return dict(out)
+
+
+@dataclass
+class Snapshot:
+    at: float
+    up: dict[str, bool] = field(default_factory=dict)
+    samples: dict[str, Samples] = field(default_factory=dict)
+
+
+async def scrape(endpoints: dict[str, str], timeout_s: float = 1.0) -> Snapshot:
+    snap = Snapshot(at=time.monotonic())
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+
+        async def one(name: str, url: str) -> None:
+            try:
+                async with session.get(url) as resp:
+                    snap.samples[name] = parse(await resp.text())
+                    snap.up[name] = resp.status == 200
+            except (aiohttp.ClientError, TimeoutError, ValueError):
+                snap.up[name] = False
+
+        await asyncio.gather(*(one(n, u) for n, u in endpoints.items()))
+    return snap
+
+
+def summarise(now: Snapshot, before: Snapshot | None) -> dict[str, Any]:
+    """Figures a person wants: phase, intervals, rates, hit rate per tier, freshness, errors."""
+    s = now.samples
+    dt = (now.at - before.at) if before else 0.0
+
+    def rate(process: str, name: str, **match: str) -> float | None:
+        if before is None or dt <= 0 or process not in before.samples or process not in s:
+            return None
+        return (
+            total(s[process], name, **match) - total(before.samples[process], name, **match)
+        ) / dt
+
+    clock = s.get("clock", {})
+    phase = next(
+        (p for p, v in by_label(clock, "warmfleet_phase", "phase").items() if v == 1), None
+    )
+    intervals = by_label(clock, "warmfleet_phase_interval_seconds", "data_type")
+    tiers: dict[str, dict[str, float | None]] = {}
+    reader = s.get("reader", {})
+    for tier in TIERS:
+        hits = total(reader, "warmfleet_cache_hits_total", tier=tier)
+        misses = total(reader, "warmfleet_cache_misses_total", tier=tier)
+        tiers[tier] = {
+            "hits": hits,
+            "misses": misses,
+            "hit_rate": hits / (hits + misses) if hits + misses else None,
+            "errors": total(reader, "warmfleet_cache_errors_total", tier=tier),
+        }
+    served = sum(t["hits"] or 0.0 for t in tiers.values())
+    lookups = served + (tiers["redis"]["misses"] or 0.0)
+    worker = s.get("worker", {})
+    fresh = {
+        (dict(labels).get("data_type", ""), dict(labels).get("which", "")): value
+        for (name, labels), value in worker.items()
+        if name == "warmfleet_freshness_seconds"
+    }
+    poller = s.get("poller", {})
+    return {
+        "up": now.up,
+        "phase": phase,
+        "intervals_s": intervals,
+        "events_published_per_s": rate("poller", "warmfleet_poller_events_published_total"),
+        "events_processed_per_s": rate("worker", "warmfleet_agent_events_total"),
+        "reads_per_s": rate("reader", "warmfleet_reader_requests_total"),
+        "tiers": tiers,
+        "overall_hit_rate": served / lookups if lookups else None,
+        "freshness_s": {f"{dt_}/{which}": v for (dt_, which), v in sorted(fresh.items())},
+        "errors": {
+            "poller": total(poller, "warmfleet_poller_errors_total"),
+            "rejected_payloads": total(poller, "warmfleet_poller_payloads_rejected_total"),
+            "jobs_dropped": total(poller, "warmfleet_poller_jobs_dropped_total"),
+            "dead_letters": total(worker, "warmfleet_agent_deadletter_total"),
+            "cache": sum(t["errors"] or 0.0 for t in tiers.values()),
+        },
+    }
+
+
+def _fmt(value: float | None, unit: str = "", digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}{unit}"
+
+
+def render(summary: dict[str, Any]) -> Group:
+    head = Table.grid(padding=(0, 2))
+    head.add_row("phase", f"[bold]{summary['phase'] or 'unknown'}[/]")
+    intervals = ", ".join(f"{k} {v:g}s" for k, v in sorted(summary["intervals_s"].items()))
+    head.add_row("intervals", intervals or "-")
+    head.add_row(
+        "processes",
+        "  ".join(
+            f"[green]{n}[/]" if ok else f"[red]{n} down[/]" for n, ok in summary["up"].items()
+        ),
+    )
+    head.add_row(
+        "events/s",
+        f"published {_fmt(summary['events_published_per_s'])}   "
+        f"processed {_fmt(summary['events_processed_per_s'])}   "
+        f"reads {_fmt(summary['reads_per_s'])}",
+    )
+    tiers = Table(title="hit rate per tier (reader)", expand=False)
+    for col in ("tier", "hits", "misses", "hit rate", "errors"):
+        tiers.add_column(col, justify="right")
+    for name, t in summary["tiers"].items():
+        rate = None if t["hit_rate"] is None else t["hit_rate"] * 100
+        tiers.add_row(
+            name,
+            _fmt(t["hits"], digits=0),
+            _fmt(t["misses"], digits=0),
+            _fmt(rate, "%"),
+            _fmt(t["errors"], digits=0),
+        )
+    overall = summary["overall_hit_rate"]
+    tiers.caption = f"overall {_fmt(None if overall is None else overall * 100, '%', 2)}"
+    fresh = Table(title="freshness of warmed keys (age, s)")
+    fresh.add_column("data type / which")
+    fresh.add_column("age", justify="right")
+    for k, v in summary["freshness_s"].items():
+        fresh.add_row(k, _fmt(v))
+    errors = "  ".join(f"{k} {v:g}" for k, v in summary["errors"].items())
+    return Group(head, tiers, fresh, f"errors: {errors}")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--watch", action="store_true", help="refresh every --every seconds")
+    parser.add_argument("--every", type=float, default=1.0, metavar="S")
+    parser.add_argument("--json", action="store_true", help="one machine-readable snapshot")
+    for name, url in ENDPOINTS.items():
+        parser.add_argument(f"--{name}-metrics", default=url, metavar="URL", dest=f"{name}_url")
+
+
+async def _main(args: argparse.Namespace) -> int:
+    endpoints = {name: getattr(args, f"{name}_url") for name in ENDPOINTS}
+    before = await scrape(endpoints)
+    await asyncio.sleep(min(args.every, 1.0))
+    now = await scrape(endpoints)
+    if args.json:
+        print(json.dumps(summarise(now, before), indent=2, default=str))
+        return 0 if any(now.up.values()) else 1
+    if not args.watch:
+        Console().print(render(summarise(now, before)))
+        return 0 if any(now.up.values()) else 1
+    with Live(render(summarise(now, before)), refresh_per_second=4) as live:
+        while True:
+            await asyncio.sleep(args.every)
+            before, now = now, await scrape(endpoints)
+            live.update(render(summarise(now, before)))
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(_main(args))
