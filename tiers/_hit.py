@@ -1,0 +1,67 @@
+"""What a read returns (``Hit``) and what a batch write takes (``Write``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tiers._envelope import Envelope
+
+
+class Hit:
+    """A cached value with its metadata: where it came from and how old it is.
+
+    ``age`` is seconds between the exchange time ``as_of`` and the read. A plain
+    ``__slots__`` class, because the L1 hit path builds one per read.
+    """
+
+    __slots__ = ("age", "as_of", "expires_at", "schema", "source", "tier", "value", "written_at")
+
+    def __init__(
+        self,
+        value: Any,
+        as_of: int,
+        age: float,
+        tier: str,
+        written_at: int = 0,
+        source: str = "",
+        schema: str = "",
+        expires_at: int = 0,
+    ) -> None:
+        self.value = value
+        self.as_of = as_of
+        self.age = age
+        self.tier = tier
+        self.written_at = written_at
+        self.source = source
+        self.schema = schema
+        self.expires_at = expires_at
+
+    @property
+    def envelope(self) -> Envelope:
+        return Envelope(
+            self.value, self.as_of, self.written_at, self.source, self.schema, self.expires_at
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Hit(value={self.value!r}, as_of={self.as_of}, age={self.age:.3f}, tier={self.tier!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Hit):
+            return NotImplemented
+        return (self.value, self.as_of, self.tier) == (other.value, other.as_of, other.tier)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One entry of ``MultiTierCache.set_many``."""
+
+    key: str
+    value: Any
+    data_type: str
+    as_of: int
+    volatility: float | None = None

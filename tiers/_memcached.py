@@ -1,0 +1,267 @@
+"""L2: Memcached through aiomcache's connection pools, one pool per server, keys spread by
+consistent hashing.
+
+The text protocol is spoken here on the pooled connections (``get``/``gets`` for many keys
+in one command, pipelined ``cas``/``add``/``delete``) because aiomcache sends one command
+per round trip and returns a half-read connection to its pool when a call is cancelled by
+a timeout. A connection whose call did not finish is closed, never reused.
+
+Monotonic writes: ``gets`` reads the stored ``as_of`` and cas token, then ``cas`` (or
+``add`` when absent) writes only if nothing changed in between; a lost race is retried up
+to ``max_cas_retries`` times, after which the write reports False (the key is being
+written faster than we can compare — the newer writers' values stay).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import aiomcache
+import structlog
+from aiomcache.pool import Connection
+
+from tiers._envelope import Envelope, decode
+from tiers._errors import CacheUnavailable, CorruptEntry
+from tiers._hashring import HashRing
+from tiers._protocol import StoreItem
+from tiers._ttl import TierLevel
+from topics import ConfigError
+
+log = structlog.get_logger(__name__)
+
+_AS_OF = re.compile(rb'^\{"a":(\d+)')
+_GET_CHUNK = 100  # keys per get command
+
+
+def stored_as_of(raw: bytes) -> int:
+    """The ``as_of`` at the head of an envelope; -1 for bytes that are not ours."""
+    m = _AS_OF.match(raw)
+    return int(m.group(1)) if m else -1
+
+
+def exptime(ttl_s: float) -> int:
+    """Memcached wants whole seconds; 0 would mean 'never', so at least 1."""
+    return max(1, math.ceil(ttl_s))
+
+
+class _Abandoned(ConnectionError):
+    pass
+
+
+class MemcachedProtocolError(ConnectionError):
+    pass
+
+
+class MemcachedTier:
+    name = "memcached"
+    level = TierLevel.L2
+
+    def __init__(
+        self,
+        servers: Sequence[str] = ("127.0.0.1:11211",),
+        *,
+        pool_size: int = 4,
+        max_cas_retries: int = 5,
+        vnodes: int = 160,
+    ) -> None:
+        if not servers:
+            raise ConfigError("memcached.servers", servers, "needs at least one host:port")
+        if pool_size < 1:
+            raise ConfigError("memcached.pool_size", pool_size, "must be >= 1")
+        self.servers = tuple(servers)
+        self.max_cas_retries = max_cas_retries
+        self._clients: list[aiomcache.Client] = []
+        for server in self.servers:
+            host, _, port = server.rpartition(":")
+            if not host or not port.isdigit():
+                raise ConfigError("memcached.servers", server, "each server must be host:port")
+            self._clients.append(aiomcache.Client(host, int(port), pool_size=pool_size))
+        self._ring = HashRing(self.servers, vnodes)
+        self.corrupt = 0
+        self.cas_conflicts = 0
+
+    def __repr__(self) -> str:
+        return f"MemcachedTier(servers={list(self.servers)!r})"
+
+    def server_for(self, key: str) -> str:
+        return self.servers[self._ring.index_for(key.encode())]
+
+    def _group(self, keys: Sequence[str]) -> dict[int, list[int]]:
+        """server index -> positions in ``keys``."""
+        groups: dict[int, list[int]] = {}
+        ring = self._ring
+        for pos, key in enumerate(keys):
+            groups.setdefault(ring.index_for(key.encode()), []).append(pos)
+        return groups
+
+    @asynccontextmanager
+    async def _conn(self, index: int) -> AsyncIterator[Connection]:
+        pool = self._clients[index]._pool
+        conn = await pool.acquire()
+        try:
+            yield conn
+        except BaseException:
+            # cancelled or failed mid-command: the reply may be half read; never reuse it
+            conn.reader.set_exception(_Abandoned("connection abandoned mid-command"))
+            raise
+        finally:
+            pool.release(conn)
+
+    # ---- reads ----------------------------------------------------------------------
+
+    async def get_many(self, keys: Sequence[str]) -> list[Envelope | None]:
+        out: list[Envelope | None] = [None] * len(keys)
+        try:
+            await asyncio.gather(
+                *(
+                    self._get_on(i, keys, positions, out)
+                    for i, positions in self._group(keys).items()
+                )
+            )
+        except (OSError, EOFError, asyncio.IncompleteReadError, ValueError) as exc:
+            raise CacheUnavailable(self.name, "get", type(exc).__name__) from exc
+        return out
+
+    async def _get_on(
+        self, index: int, keys: Sequence[str], positions: list[int], out: list[Envelope | None]
+    ) -> None:
+        wanted = list(dict.fromkeys(keys[p].encode() for p in positions))
+        async with self._conn(index) as conn:
+            found = await _fetch(conn, wanted, with_cas=False)
+        for p in positions:
+            hit = found.get(keys[p].encode())
+            if hit is not None:
+                out[p] = self._decode(keys[p], hit[0])
+
+    def _decode(self, key: str, raw: bytes) -> Envelope | None:
+        try:
+            return decode(raw)
+        except CorruptEntry:
+            self.corrupt += 1
+            log.warning("cache_entry_corrupt", tier=self.name, key=key, size=len(raw))
+            return None
+
+    # ---- writes ---------------------------------------------------------------------
+
+    async def set_many(self, items: Sequence[StoreItem]) -> list[bool]:
+        out = [False] * len(items)
+        keys = [item.key for item in items]
+        try:
+            await asyncio.gather(
+                *(
+                    self._set_on(i, items, positions, out)
+                    for i, positions in self._group(keys).items()
+                )
+            )
+        except (OSError, EOFError, asyncio.IncompleteReadError, ValueError) as exc:
+            raise CacheUnavailable(self.name, "set", type(exc).__name__) from exc
+        return out
+
+    async def _set_on(
+        self, index: int, items: Sequence[StoreItem], positions: list[int], out: list[bool]
+    ) -> None:
+        # the last write per key wins inside one batch, as sequential sets would
+        latest: dict[str, int] = {}
+        for p in positions:
+            prev = latest.get(items[p].key)
+            if prev is None or items[p].body.as_of >= items[prev].body.as_of:
+                latest[items[p].key] = p
+        pending = list(latest.values())
+        async with self._conn(index) as conn:
+            for _attempt in range(self.max_cas_retries + 1):
+                if not pending:
+                    break
+                current = await _fetch(conn, [items[p].key.encode() for p in pending], True)
+                commands: list[bytes] = []
+                sent: list[int] = []
+                for p in pending:
+                    item = items[p]
+                    bkey = item.key.encode()
+                    data = item.body.for_tier(item.expires_at)
+                    cur = current.get(bkey)
+                    if cur is None:
+                        commands.append(
+                            b"add %b 0 %d %d\r\n%b\r\n"
+                            % (bkey, exptime(item.ttl_s), len(data), data)
+                        )
+                    elif stored_as_of(cur[0]) > item.body.as_of:
+                        continue  # a newer value is there: refuse, out[p] stays False
+                    else:
+                        commands.append(
+                            b"cas %b 0 %d %d %d\r\n%b\r\n"
+                            % (bkey, exptime(item.ttl_s), len(data), cur[1], data)
+                        )
+                    sent.append(p)
+                conn.writer.write(b"".join(commands))
+                await conn.writer.drain()
+                retry: list[int] = []
+                for p in sent:
+                    line = await _readline(conn)
+                    if line == b"STORED\r\n":
+                        out[p] = True
+                    elif line in (b"EXISTS\r\n", b"NOT_STORED\r\n", b"NOT_FOUND\r\n"):
+                        retry.append(p)  # someone wrote (or it expired) between gets and cas
+                    else:
+                        raise MemcachedProtocolError(f"store reply {line[:80]!r}")
+                pending = retry
+            if pending:
+                self.cas_conflicts += len(pending)
+                log.info("memcached_cas_gave_up", keys=len(pending), retries=self.max_cas_retries)
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        try:
+            await asyncio.gather(
+                *(self._delete_on(i, keys, positions) for i, positions in self._group(keys).items())
+            )
+        except (OSError, EOFError, asyncio.IncompleteReadError, ValueError) as exc:
+            raise CacheUnavailable(self.name, "delete", type(exc).__name__) from exc
+
+    async def _delete_on(self, index: int, keys: Sequence[str], positions: list[int]) -> None:
+        wanted = list(dict.fromkeys(keys[p].encode() for p in positions))
+        async with self._conn(index) as conn:
+            conn.writer.write(b"".join(b"delete %b\r\n" % k for k in wanted))
+            await conn.writer.drain()
+            for _ in wanted:
+                line = await _readline(conn)
+                if line not in (b"DELETED\r\n", b"NOT_FOUND\r\n"):
+                    raise MemcachedProtocolError(f"delete reply {line[:80]!r}")
+
+    async def close(self) -> None:
+        for client in self._clients:
+            await client.close()
+
+
+async def _readline(conn: Connection) -> bytes:
+    line = await conn.reader.readline()
+    if not line.endswith(b"\r\n"):
+        raise asyncio.IncompleteReadError(line, None)
+    if line.startswith((b"SERVER_ERROR", b"CLIENT_ERROR", b"ERROR")):
+        raise MemcachedProtocolError(line[:120].decode("latin-1").strip())
+    return line
+
+
+async def _fetch(
+    conn: Connection, keys: list[bytes], with_cas: bool
+) -> dict[bytes, tuple[bytes, int]]:
+    """``get``/``gets`` for many keys (pipelined in chunks) -> key -> (bytes, cas token)."""
+    cmd = b"gets " if with_cas else b"get "
+    chunks = [keys[i : i + _GET_CHUNK] for i in range(0, len(keys), _GET_CHUNK)]
+    conn.writer.write(b"".join(cmd + b" ".join(chunk) + b"\r\n" for chunk in chunks))
+    await conn.writer.drain()
+    found: dict[bytes, tuple[bytes, int]] = {}
+    for _ in chunks:
+        while True:
+            line = await _readline(conn)
+            if line == b"END\r\n":
+                break
+            terms = line.split()
+            if len(terms) < 4 or terms[0] != b"VALUE":
+                raise MemcachedProtocolError(f"get reply {line[:80]!r}")
+            size = int(terms[3])
+            data = await conn.reader.readexactly(size + 2)
+            found[terms[1]] = (data[:-2], int(terms[4]) if with_cas else 0)
+    return found
