@@ -389,7 +389,8 @@ class MultiTierCache:
             answered = answered or any(oks)
         if not answered:
             raise CacheUnavailable("all tiers", "set", f"{len(writes)} writes not stored")
-        return results
+        names = [t.name for t in self.tiers]
+        return [{n: r[n] for n in names if n in r} for r in results]  # shallow to deep
 
     async def delete(self, key: str) -> None:
         """Remove ``key`` from every tier and tell every other cache's L1 to drop it."""

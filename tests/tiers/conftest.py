@@ -1,0 +1,117 @@
+"""Fixtures for the tier tests: caches over the shared stack, and private Redis / Memcached
+servers that a test may stop, freeze and restart without touching anyone else's."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from stack._services import memcached_answers, memcached_command, redis_answers, redis_command
+from tiers import MultiTierCache, TTLPolicy
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PrivateServer:
+    """A redis-server or memcached of our own on a free port: start, stop, freeze, thaw."""
+
+    def __init__(self, kind: str, data_dir: Path) -> None:
+        self.kind = kind
+        self.port = free_port()
+        self.data_dir = data_dir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        if self.kind == "redis":
+            return f"redis://127.0.0.1:{self.port}/0"
+        return f"memcached://127.0.0.1:{self.port}"
+
+    def _answers(self) -> bool:
+        return redis_answers(self.port) if self.kind == "redis" else memcached_answers(self.port)
+
+    def start(self) -> None:
+        cmd = (
+            redis_command(self.port, self.data_dir)
+            if self.kind == "redis"
+            else memcached_command(self.port)
+        )
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not self._answers():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"private {self.kind} on {self.port} did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # in case it is frozen
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def freeze(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+
+@pytest.fixture
+def private_server(tmp_path: Path) -> Iterator[Callable[[str], PrivateServer]]:
+    servers: list[PrivateServer] = []
+
+    def make(kind: str) -> PrivateServer:
+        server = PrivateServer(kind, tmp_path)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def prefix(namespace: str) -> str:
+    """A key prefix no other test uses (keys are ``{prefix}:v2:...``)."""
+    return namespace.rstrip(".")
+
+
+def steady_policy(seed: int = 1) -> TTLPolicy:
+    """No jitter, so TTLs are exactly the policy's nominal values."""
+    return TTLPolicy(jitter=0.0, rng=random.Random(seed))
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def cache(
+    stack_urls: object, redis_url: str, memcached_addr: str
+) -> AsyncIterator[MultiTierCache]:
+    c = MultiTierCache.from_urls(
+        "memory://?max_entries=1000",
+        f"memcached://{memcached_addr}",
+        redis_url,
+        ttl_policy=steady_policy(),
+        timeout_s=1.0,  # generous: the shared machine is busy; breakers are tested elsewhere
+    )
+    yield c
+    await c.close()

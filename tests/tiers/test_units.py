@@ -1,0 +1,243 @@
+"""Pure parts of the tiers package: codec, keys, hash ring, breaker, L1, URL parsing."""
+
+from __future__ import annotations
+
+import decimal
+from collections import Counter
+
+import orjson
+import pytest
+
+import tiers
+from tiers import (
+    BreakerState,
+    CacheError,
+    CircuitBreaker,
+    CorruptEntry,
+    Envelope,
+    HashRing,
+    MemcachedTier,
+    MemoryTier,
+    MultiTierCache,
+    RedisTier,
+    UnencodableValue,
+    ValueTooLarge,
+    check_key,
+    decode,
+    encode,
+    tier_from_url,
+)
+from tiers._envelope import encode_body
+from topics import ConfigError, WarmfleetError
+
+
+def test_public_names_are_pinned() -> None:
+    for name in (
+        "MultiTierCache", "MemoryTier", "MemcachedTier", "RedisTier", "TTLPolicy", "TierLevel",
+        "Hit", "Envelope", "DirectCacheAdapter", "CacheError", "CacheUnavailable", "Write",
+    ):  # fmt: skip
+        assert name in tiers.__all__
+        assert getattr(tiers, name) is not None
+    assert issubclass(CacheError, WarmfleetError)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# ---- envelope ---------------------------------------------------------------------------
+
+
+def test_envelope_round_trip_and_head() -> None:
+    env = Envelope({"last": 1.5, "sym": "BTC/USDT"}, 1_700_000_000_123, 1_700_000_000_200, "w1")
+    raw = encode(env.with_expiry(1_700_000_060_000))
+    assert raw.startswith(b'{"a":1700000000123,"e":1700000060000,')  # the Redis script reads it
+    back = decode(raw)
+    assert back == env.with_expiry(1_700_000_060_000)
+    assert orjson.loads(raw)["v"] == {"last": 1.5, "sym": "BTC/USDT"}
+
+
+def test_decimal_and_records_encode_exactly() -> None:
+    class Record:
+        def asdict(self) -> dict[str, object]:
+            return {"price": decimal.Decimal("0.1000000000000000055")}
+
+    raw = encode(Envelope(Record(), 1, 2))
+    assert decode(raw).value == {"price": "0.1000000000000000055"}
+
+
+def test_oversize_value_is_a_clear_error() -> None:
+    with pytest.raises(ValueTooLarge, match=r"k1.*over the 1000-byte cap") as info:
+        encode_body("k1", "x" * 2000, as_of=1, written_at=1, source="", max_bytes=1000)
+    assert isinstance(info.value, ValueError) and info.value.size > 1000
+
+
+def test_unencodable_value_is_a_clear_error() -> None:
+    with pytest.raises(UnencodableValue, match="k2"):
+        encode_body("k2", {"f": object()}, as_of=1, written_at=1, source="")
+
+
+@pytest.mark.parametrize("raw", [b"", b"garbage", b'{"a":1}', b"[1,2]", b'{"a":"x","v":1}'])
+def test_foreign_bytes_are_corrupt_entries(raw: bytes) -> None:
+    with pytest.raises(CorruptEntry):
+        decode(raw)
+
+
+# ---- keys -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["", "has space", "tab\tkey", "new\nline", "nul\x00", "del\x7f", "c1\x85", "c1\x9b", "k" * 251],
+)
+def test_bad_keys_are_value_errors_naming_the_key(key: str) -> None:
+    with pytest.raises(ValueError) as info:
+        check_key(key)
+    assert repr(key)[:40].strip("'") in str(info.value) or len(key) > 250
+
+
+def test_good_keys_pass() -> None:
+    for key in ("virt:v2:market:ticker:15s:binance:BTC/USDT", "é" * 125, "k" * 250):
+        assert check_key(key) == key
+
+
+# ---- hash ring --------------------------------------------------------------------------
+
+
+def test_ring_spreads_keys_and_moves_few_when_scaling_out() -> None:
+    keys = [f"virt:v2:market:ticker:15s:ex:{i}".encode() for i in range(20_000)]
+    three = HashRing(["a:1", "b:1", "c:1"])
+    four = HashRing(["a:1", "b:1", "c:1", "d:1"])
+    spread = Counter(three.index_for(k) for k in keys)
+    assert min(spread.values()) > 20_000 / 3 * 0.8  # within 20 % of even
+    moved = sum(three.index_for(k) != four.index_for(k) for k in keys)
+    assert 0.15 < moved / len(keys) < 0.35  # about 1/4 move, not all of them
+    assert all(four.index_for(k) == 3 for k in keys if three.index_for(k) != four.index_for(k))
+
+
+# ---- breaker ----------------------------------------------------------------------------
+
+
+def test_breaker_opens_probes_and_closes() -> None:
+    clock = FakeClock()
+    b = CircuitBreaker("redis", failure_threshold=3, cooldown_s=2.0, clock=clock)
+    for _ in range(2):
+        assert b.allow()
+        b.failure("TimeoutError")
+    assert b.state is BreakerState.CLOSED
+    b.failure("TimeoutError")
+    assert b.state is BreakerState.OPEN and not b.allow()
+    clock.now += 2.0
+    assert b.allow()  # one probe
+    assert b.state is BreakerState.HALF_OPEN and not b.allow()
+    b.failure("ConnectionRefusedError")  # probe failed: open again, new cooldown
+    assert b.state is BreakerState.OPEN and not b.allow()
+    clock.now += 2.0
+    assert b.allow()
+    b.success()
+    assert b.state is BreakerState.CLOSED and b.allow() and b.failures == 0
+
+
+def test_breaker_success_resets_the_consecutive_count() -> None:
+    b = CircuitBreaker("memcached", failure_threshold=2, clock=FakeClock())
+    b.failure()
+    b.success()
+    b.failure()
+    assert b.state is BreakerState.CLOSED
+
+
+def test_abandoned_probe_lets_the_next_one_through() -> None:
+    clock = FakeClock()
+    b = CircuitBreaker("redis", failure_threshold=1, cooldown_s=1.0, clock=clock)
+    b.failure()
+    clock.now += 1.0
+    assert b.allow()
+    b.abandon()  # the probing call was cancelled
+    assert b.allow()
+
+
+# ---- L1 ---------------------------------------------------------------------------------
+
+
+def env(as_of: int, value: object = None) -> Envelope:
+    return Envelope(value, as_of, as_of)
+
+
+def test_memory_tier_expires_per_entry() -> None:
+    clock = FakeClock()
+    m = MemoryTier(10, clock=clock)
+    m.put("short", env(1), 1.0)
+    m.put("long", env(1), 10.0)
+    clock.now += 1.5
+    assert m.lookup("short") is None
+    assert m.lookup("long") is not None
+    assert len(m) == 1
+
+
+def test_memory_tier_evicts_least_recently_used() -> None:
+    m = MemoryTier(3, clock=FakeClock())
+    for k in "abc":
+        m.put(k, env(1), 60)
+    m.lookup("a")  # a is now the most recent
+    m.put("d", env(1), 60)
+    assert m.lookup("b") is None
+    assert [k for k in "acd" if m.lookup(k) is not None] == ["a", "c", "d"]
+    assert m.evictions == 1
+
+
+def test_memory_tier_refuses_older_as_of_until_expiry() -> None:
+    clock = FakeClock()
+    m = MemoryTier(10, clock=clock)
+    assert m.put("k", env(200, "new"), 5)
+    assert not m.put("k", env(100, "old"), 5)
+    assert m.put("k", env(200, "same as_of refreshes"), 5)
+    got = m.lookup("k")
+    assert got is not None and got.value == "same as_of refreshes"
+    clock.now += 6
+    assert m.put("k", env(100, "old but the newer one expired"), 5)
+
+
+def test_memory_tier_rejects_a_zero_size() -> None:
+    with pytest.raises(ConfigError, match="max_entries"):
+        MemoryTier(0)
+
+
+# ---- URLs -------------------------------------------------------------------------------
+
+
+def test_urls_pick_tiers() -> None:
+    m = tier_from_url("memory://?max_entries=1500")
+    assert isinstance(m, MemoryTier) and m.max_entries == 1500
+    mc = tier_from_url("memcached://10.0.0.1:11211,10.0.0.2:11212")
+    assert isinstance(mc, MemcachedTier) and mc.servers == ("10.0.0.1:11211", "10.0.0.2:11212")
+    r = tier_from_url("rediss://:s3cret@cache.example:6380/2")
+    assert isinstance(r, RedisTier) and not r.cluster
+    assert "s3cret" not in repr(r)
+    rc = tier_from_url("redis+cluster://127.0.0.1:7000")
+    assert isinstance(rc, RedisTier) and rc.cluster
+
+
+@pytest.mark.parametrize(
+    "url, field",
+    [
+        ("mongodb://x", "scheme"),
+        ("memory://?max_entries=zero", "max_entries"),
+        ("memcached://host:notaport", "host:port"),
+        ("redis://:pw@/0", "host"),
+    ],
+)
+def test_bad_urls_are_config_errors(url: str, field: str) -> None:
+    with pytest.raises(ConfigError, match=field) as info:
+        tier_from_url(url)
+    assert "pw@" not in str(info.value)
+
+
+def test_tier_order_is_checked() -> None:
+    with pytest.raises(ConfigError, match="shallow to deep"):
+        MultiTierCache([RedisTier(), MemoryTier()])
+    with pytest.raises(ConfigError, match="at least one"):
+        MultiTierCache([])
