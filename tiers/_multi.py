@@ -353,18 +353,21 @@ class MultiTierCache:
         self._ensure_started()
         results: list[dict[str, float]] = [{} for _ in writes]
         answered = False
+        in_l1: list[Envelope | None] = [None] * len(prepared)
         if self._l1 is not None:
             answered = True
             stats = self._l1_stats
-            for result, (w, body, ttls) in zip(results, prepared, strict=True):
+            for i, (w, body, ttls) in enumerate(prepared):
                 ttl = ttls[TierLevel.L1]
                 obj = orjson.loads(body.for_tier(now + int(ttl * 1000)))
                 env = Envelope(obj["v"], obj["a"], obj["w"], obj["s"], obj["x"], obj["e"])
                 if self._l1.put(w.key, env, ttl):
-                    result["memory"] = ttl
+                    results[i]["memory"] = ttl
                     stats.writes += 1
+                    in_l1[i] = env
                 else:
                     stats.stale += 1
+        refused = [False] * len(prepared)  # some lower tier holds a newer as_of
 
         async def write(slot: _Slot) -> bool:
             level = slot.tier.level
@@ -376,21 +379,45 @@ class MultiTierCache:
                 slot, "set", slot.tier.set_many, items, limit_s=self.write_timeout_s
             )
             if ok:
-                for result, item, was_stored in zip(results, items, stored, strict=True):
+                for i, (item, was_stored) in enumerate(zip(items, stored, strict=True)):
                     if was_stored:
-                        result[slot.name] = item.ttl_s
+                        results[i][slot.name] = item.ttl_s
                         slot.stats.writes += 1
                     else:
                         slot.stats.stale += 1
+                        refused[i] = True
             return ok
 
         if self._lower:
             oks = await asyncio.gather(*(write(slot) for slot in self._lower))
             answered = answered or any(oks)
+            if self._l1 is not None:
+                self._unshadow(prepared, results, in_l1, refused)
         if not answered:
             raise CacheUnavailable("all tiers", "set", f"{len(writes)} writes not stored")
         names = [t.name for t in self.tiers]
         return [{n: r[n] for n in names if n in r} for r in results]  # shallow to deep
+
+    def _unshadow(
+        self,
+        prepared: list[tuple[Write, Body, dict[TierLevel, float]]],
+        results: list[dict[str, float]],
+        in_l1: list[Envelope | None],
+        refused: list[bool],
+    ) -> None:
+        """An L1 that had evicted a key took an older write that L2/L3 refused; drop it so
+        reads do not answer older data than the tiers below hold."""
+        assert self._l1 is not None
+        data = self._l1.data
+        for i, env in enumerate(in_l1):
+            if env is not None and refused[i]:
+                key = prepared[i][0].key
+                entry = data.get(key)
+                if entry is not None and entry[1] is env:
+                    del data[key]
+                results[i].pop("memory", None)
+                self._l1_stats.writes -= 1
+                self._l1_stats.stale += 1
 
     async def delete(self, key: str) -> None:
         """Remove ``key`` from every tier and tell every other cache's L1 to drop it."""

@@ -1,0 +1,189 @@
+"""Failure isolation on private servers: stop Memcached, then Redis, mid-test; freeze one
+(SIGSTOP) so calls time out. Reads and writes keep working from what is left, without an
+exception, and each tier is probed back in after it returns."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from tests.tiers.conftest import PrivateServer, steady_policy
+from tiers import MultiTierCache, Write
+from tiers._envelope import now_ms
+
+pytestmark = pytest.mark.integration
+
+
+def make_cache(*urls: str, channel: str | None = None, cooldown_s: float = 0.2) -> MultiTierCache:
+    return MultiTierCache.from_urls(
+        *urls,
+        ttl_policy=steady_policy(),
+        timeout_s=0.5,
+        write_timeout_s=0.5,
+        breaker_failures=2,
+        breaker_cooldown_s=cooldown_s,
+        invalidation_channel=channel,
+    )
+
+
+def keys(prefix: str, n: int = 10) -> list[str]:
+    return [f"{prefix}:v2:misc:value:1m:k{i}" for i in range(n)]
+
+
+async def until(predicate: Callable[[], object], what: str, tries: int = 100) -> None:
+    for _ in range(tries):
+        if await predicate() if asyncio.iscoroutinefunction(predicate) else predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def test_memcached_then_redis_go_away_and_come_back(
+    private_server: Callable[[str], PrivateServer], prefix: str
+) -> None:
+    mc, rd = private_server("memcached"), private_server("redis")
+    cache = make_cache("memory://", mc.url, rd.url, channel=f"{prefix}:inv")
+    ks = keys(prefix)
+    try:
+        assert await cache.start()
+        await cache.set_many([Write(k, i, "default", 100) for i, k in enumerate(ks)])
+
+        # -- Memcached stops -------------------------------------------------------------
+        mc.stop()
+        cache.tiers[0].clear()  # type: ignore[attr-defined]  # force reads below L1
+        hits = [await cache.get(k) for k in ks]
+        assert [h.value if h else None for h in hits] == list(range(10))
+        assert {h.tier for h in hits if h} <= {"redis", "memory"}
+        written = await cache.set(ks[0], "during outage", data_type="default", as_of=200)
+        assert set(written) == {"memory", "redis"}
+        stats = cache.stats()["memcached"]
+        assert stats["errors"] >= 2 and stats["breaker"] in ("open", "half_open")
+
+        mc.start()  # same port, empty
+
+        async def memcached_takes_writes() -> bool:
+            got = await cache.set(ks[1], "after restart", data_type="default", as_of=300)
+            return "memcached" in got
+
+        await until(memcached_takes_writes, "memcached probed back in")
+        assert cache.stats()["memcached"]["breaker"] == "closed"
+
+        # -- Redis stops -----------------------------------------------------------------
+        rd.stop()
+        cache.tiers[0].clear()  # type: ignore[attr-defined]
+        hit = await cache.get(ks[1])
+        assert hit is not None and hit.value == "after restart" and hit.tier == "memcached"
+        assert await cache.get(ks[5]) is None  # only ever in the (gone) Redis and L1: a miss
+        written = await cache.set(ks[2], "redis away", data_type="default", as_of=400)
+        assert set(written) == {"memory", "memcached"}
+        await cache.delete(ks[2])  # no exception, the publish is skipped too
+        assert cache.stats()["redis"]["errors"] >= 2
+
+        rd.start()
+
+        async def redis_takes_writes() -> bool:
+            return "redis" in await cache.set(ks[3], "back", data_type="default", as_of=500)
+
+        await until(redis_takes_writes, "redis probed back in")
+        # the invalidation listener resubscribes on its own
+        await until(cache._subscribed.is_set, "listener resubscribed")
+        assert cache.stats()["redis"]["breaker"] == "closed"
+    finally:
+        await cache.close()
+
+
+async def test_a_frozen_tier_times_out_is_skipped_then_returns(
+    private_server: Callable[[str], PrivateServer], prefix: str
+) -> None:
+    mc, rd = private_server("memcached"), private_server("redis")
+    cache = make_cache(mc.url, rd.url, cooldown_s=1.0)
+    ks = keys(prefix, 4)
+    try:
+        await cache.set_many([Write(k, i, "default", 100) for i, k in enumerate(ks)])
+        mc.freeze()  # accepts connections, never answers
+        results = [await cache.get(k) for k in ks]
+        assert [(h.value, h.tier) if h else None for h in results] == [
+            (i, "redis") for i in range(4)
+        ]
+        stats = cache.stats()["memcached"]
+        # two timeouts open the breaker (a promotion racing the second read may add one) ...
+        assert 2 <= stats["errors"] <= 3
+        assert stats["skipped"] >= 2  # ... and later reads did not wait on it
+        mc.thaw()
+
+        async def back() -> bool:
+            hit = await cache.get(ks[0])
+            return hit is not None and hit.tier == "memcached"
+
+        await until(back, "memcached answers again")
+    finally:
+        await cache.close()
+
+
+async def test_everything_below_l1_down_still_answers(
+    private_server: Callable[[str], PrivateServer], prefix: str
+) -> None:
+    mc, rd = private_server("memcached"), private_server("redis")
+    cache = make_cache("memory://", mc.url, rd.url)
+    k_warm, k_cold = keys(prefix, 2)
+    try:
+        await cache.set(k_warm, "warm", data_type="default", as_of=1)
+        mc.stop()
+        rd.stop()
+        hit = await cache.get(k_warm)
+        assert hit is not None and hit.tier == "memory"
+        assert await cache.get(k_cold) is None
+        assert await cache.get_many([k_warm, k_cold]) == [hit, None]
+        assert set(await cache.set(k_cold, "l1 only", data_type="default", as_of=now_ms())) == {
+            "memory"
+        }
+        await cache.delete(k_warm)
+        assert await cache.get(k_warm) is None
+    finally:
+        await cache.close()
+
+
+async def test_delete_drops_the_key_from_other_processes_l1(prefix: str, redis_url: str) -> None:
+    channel = f"{prefix}:invalidate"
+    a = make_cache("memory://", redis_url, channel=channel)
+    b = make_cache("memory://", redis_url, channel=channel)
+    key, other = keys(prefix, 2)
+    try:
+        assert await a.start() and await b.start()
+        await a.set_many([Write(key, "v", "default", 1), Write(other, "w", "default", 1)])
+        first = await b.get_many([key, other])
+        assert [h.tier if h else None for h in first] == ["redis", "redis"]
+        assert (await b.get(key)).tier == "memory"  # type: ignore[union-attr]
+        assert (await b.get(other)).tier == "memory"  # type: ignore[union-attr]
+        await a.delete(key)
+        await until(lambda: b.tiers[0].remaining_s(key) is None, "b's L1 dropped the key")  # type: ignore[attr-defined]
+        assert await b.get(key) is None
+        kept = await b.get(other)
+        assert kept is not None and kept.tier == "memory"  # only the deleted key went
+        assert b.stats()["overall"]["invalidations"] == 1
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_two_memcached_servers_share_the_keys(
+    private_server: Callable[[str], PrivateServer], prefix: str
+) -> None:
+    one, two = private_server("memcached"), private_server("memcached")
+    url = f"memcached://127.0.0.1:{one.port},127.0.0.1:{two.port}"
+    cache = make_cache(url)
+    ks = keys(prefix, 200)
+    try:
+        await cache.set_many([Write(k, i, "default", 1) for i, k in enumerate(ks)])
+        hits = await cache.get_many(ks)
+        assert [h.value if h else None for h in hits] == list(range(200))
+        only_one = make_cache(one.url)
+        try:
+            on_one = sum(h is not None for h in await only_one.get_many(ks))
+        finally:
+            await only_one.close()
+        assert 50 < on_one < 150  # spread over both servers
+    finally:
+        await cache.close()
