@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "reader": "workers.reader_cli",
     "run": "workers.run",
     "status": "workers.status",
+    "worker": "workers.worker_cli",
 }
 
 
