@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from tiers._envelope import Envelope
 
+_time = time.time
+
 
 class Hit:
     """A cached value with its metadata: where it came from and how old it is.
 
-    ``age`` is seconds between the exchange time ``as_of`` and the read. A plain
-    ``__slots__`` class, because the L1 hit path builds one per read.
+    ``age`` is seconds from the exchange time ``as_of`` to now, computed when read (pass a
+    float to pin it). L1 keeps one ``Hit`` per entry and returns it as is, so the hit path
+    allocates nothing: treat hits as read-only.
     """
 
-    __slots__ = ("age", "as_of", "expires_at", "schema", "source", "tier", "value", "written_at")
+    __slots__ = (
+        "_age", "as_of", "deadline", "expires_at", "schema", "source", "tier", "value",
+        "written_at",
+    )  # fmt: skip
 
     def __init__(
         self,
         value: Any,
         as_of: int,
-        age: float,
+        age: float | None,
         tier: str,
         written_at: int = 0,
         source: str = "",
@@ -30,12 +37,22 @@ class Hit:
     ) -> None:
         self.value = value
         self.as_of = as_of
-        self.age = age
+        self._age = age
         self.tier = tier
         self.written_at = written_at
         self.source = source
         self.schema = schema
         self.expires_at = expires_at
+        self.deadline = 0.0  # L1 only: monotonic time the entry expires
+
+    @property
+    def age(self) -> float:
+        pinned = self._age
+        return _time() - self.as_of / 1000.0 if pinned is None else pinned
+
+    @age.setter
+    def age(self, seconds: float) -> None:
+        self._age = seconds
 
     @property
     def envelope(self) -> Envelope:

@@ -158,17 +158,12 @@ class MultiTierCache:
         values whose ``as_of`` is older than that. Never raises because a tier is down."""
         data = self._l1_data
         if data is not None:
-            entry = data.get(key)
-            if entry is not None and entry[0] > _monotonic():
-                env = entry[1]
-                age = _time() - env.as_of / 1000.0
-                if max_age is None or age <= max_age:
+            hit = data.get(key)
+            if hit is not None and hit.deadline > _monotonic():
+                if max_age is None or _time() - hit.as_of / 1000.0 <= max_age:
                     data.move_to_end(key)
                     self._l1_hits += 1
-                    return Hit(
-                        env.value, env.as_of, age, "memory", env.written_at, env.source,
-                        env.schema, env.expires_at,
-                    )  # fmt: skip
+                    return hit
         return await self._miss(key, max_age)
 
     async def get_many(
@@ -243,7 +238,6 @@ class MultiTierCache:
     def _resolve(
         self, batch: dict[str, _Pending], found: dict[str, list[tuple[int, Envelope]]]
     ) -> None:
-        now = _time()
         for key, pending in batch.items():
             if self._inflight.get(key) is pending:
                 del self._inflight[key]
@@ -255,9 +249,8 @@ class MultiTierCache:
                 for index, env in candidates:
                     if env.as_of >= floor:
                         hit = Hit(
-                            env.value, env.as_of, now - env.as_of / 1000.0,
-                            self._lower[index].name, env.written_at, env.source, env.schema,
-                            env.expires_at,
+                            env.value, env.as_of, None, self._lower[index].name,
+                            env.written_at, env.source, env.schema, env.expires_at,
                         )  # fmt: skip
                         break
                 self.served["lower_hits" if hit is not None else "none"] += 1
@@ -279,7 +272,7 @@ class MultiTierCache:
             if self._l1 is not None:
                 ttl = self.policy.ttl_for(data_type, TierLevel.L1, deepest=False)
                 ttl = ttl if left is None else min(ttl, left)
-                if self._l1.put(key, env.with_expiry(now + int(ttl * 1000)), ttl):
+                if self._l1.put(key, env.with_expiry(now + int(ttl * 1000)), ttl) is not None:
                     self._l1_stats.promotions += 1
             if index == 0:
                 continue
@@ -353,7 +346,7 @@ class MultiTierCache:
         self._ensure_started()
         results: list[dict[str, float]] = [{} for _ in writes]
         answered = False
-        in_l1: list[Envelope | None] = [None] * len(prepared)
+        in_l1: list[Hit | None] = [None] * len(prepared)
         if self._l1 is not None:
             answered = True
             stats = self._l1_stats
@@ -361,10 +354,11 @@ class MultiTierCache:
                 ttl = ttls[TierLevel.L1]
                 obj = orjson.loads(body.for_tier(now + int(ttl * 1000)))
                 env = Envelope(obj["v"], obj["a"], obj["w"], obj["s"], obj["x"], obj["e"])
-                if self._l1.put(w.key, env, ttl):
+                stored = self._l1.put(w.key, env, ttl)
+                if stored is not None:
                     results[i]["memory"] = ttl
                     stats.writes += 1
-                    in_l1[i] = env
+                    in_l1[i] = stored
                 else:
                     stats.stale += 1
         refused = [False] * len(prepared)  # some lower tier holds a newer as_of
@@ -402,7 +396,7 @@ class MultiTierCache:
         self,
         prepared: list[tuple[Write, Body, dict[TierLevel, float]]],
         results: list[dict[str, float]],
-        in_l1: list[Envelope | None],
+        in_l1: list[Hit | None],
         refused: list[bool],
     ) -> None:
         """An L1 that had evicted a key took an older write that L2/L3 refused; drop it so
@@ -413,7 +407,7 @@ class MultiTierCache:
             if env is not None and refused[i]:
                 key = prepared[i][0].key
                 entry = data.get(key)
-                if entry is not None and entry[1] is env:
+                if entry is not None and entry is env:
                     del data[key]
                 results[i].pop("memory", None)
                 self._l1_stats.writes -= 1
