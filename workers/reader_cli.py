@@ -30,7 +30,9 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     )
 
     async def ready() -> bool:
-        return cache.ready()
+        # ready while at least one shared tier (L2/L3) is not cut off by its breaker
+        shared = [v for k, v in cache.stats().items() if k not in ("memory", "overall")]
+        return not shared or any(v.get("breaker") != "open" for v in shared)
 
     app = create_app(cache, key_prefix=settings.key_prefix, ready=ready)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
