@@ -16,6 +16,8 @@ COMMANDS: dict[str, str] = {
     "run": "workers.run",
     "status": "workers.status",
     "worker": "workers.worker_cli",
+    "sim": "sim._cli",
+    "poller": "workers.poller",
 }
 
 

@@ -1,0 +1,83 @@
+"""The simulator's state: the market model, the simulated clock, faults and counters."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from sim._faults import FaultRegistry
+from sim._market import MarketModel, Pair
+
+Clock = Callable[[], float]
+
+
+def fmt(value: float, decimals: int) -> str:
+    """A number as a venue sends it: a fixed-point string."""
+    return f"{value:.{decimals}f}"
+
+
+class Simulator:
+    """One simulated exchange world, served by both venues.
+
+    Simulated time runs ``speed`` times faster than ``clock`` (seconds, monotonic) from
+    ``origin_ms``. Tests pass their own ``clock`` to freeze or step time.
+    """
+
+    def __init__(
+        self,
+        seed: int,
+        pairs: Sequence[Pair],
+        speed: float = 1.0,
+        origin_ms: int | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        if speed <= 0:
+            raise ValueError(f"speed must be positive, got {speed}")
+        self.seed = seed
+        self.speed = speed
+        self.origin_ms = int(time.time() * 1000) if origin_ms is None else origin_ms
+        self._clock = clock
+        self._clock_zero = clock()
+        self.model = MarketModel(seed, pairs, self.origin_ms)
+        self.faults = FaultRegistry(seed)
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "warmfleet_sim_requests",
+            "Requests the simulator answered, by venue, endpoint and HTTP status.",
+            ["venue", "endpoint", "status"],
+            registry=self.registry,
+        )
+        self.faults_fired = Counter(
+            "warmfleet_sim_faults_fired",
+            "Injected faults, by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.volatile = Gauge(
+            "warmfleet_sim_volatile_regime",
+            "1 while the simulated market is in its volatile regime.",
+            registry=self.registry,
+        )
+        self.volatile.set_function(lambda: float(self.model.regime(self.now_ms()) == "volatile"))
+        self.total_requests = 0
+
+    def now_ms(self) -> int:
+        """The simulated time now."""
+        return self.origin_ms + int((self._clock() - self._clock_zero) * self.speed * 1000)
+
+    def market_now(self, path: str) -> int:
+        """The simulated time the market data for ``path`` reflects (frozen by ``stale``)."""
+        frozen = self.faults.frozen_at(path)
+        return self.now_ms() if frozen is None else frozen
+
+    def warm_up(self) -> None:
+        """Generate every pair's path up to now, so the first request is not the slow one."""
+        now = self.now_ms()
+        for pair in self.model.pairs:
+            self.model.day_stats(pair.symbol, now)
+
+
+SIM = web.AppKey("simulator", Simulator)
