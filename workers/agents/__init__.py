@@ -1,0 +1,55 @@
+"""The analytics agents (Faust): per-symbol state from tickers and candles, the market
+overview, signals; every result written through L1/L2/L3 and published to Kafka."""
+
+from __future__ import annotations
+
+import faust
+import structlog
+
+from workers.agents._decode import CandlesView, InvalidEvent, decode_candles, decode_ticker
+from workers.agents._overview import OverviewAgents
+from workers.agents._phase import DEFAULT_INTERVALS, PhaseFollower
+from workers.agents._runtime import OVERVIEW_PARTS, Runtime
+from workers.agents._symbols import SymbolAgents
+from workers.agents._topics import ensure_topics
+from workers.settings import Settings
+
+__all__ = [
+    "DEFAULT_INTERVALS",
+    "OVERVIEW_PARTS",
+    "CandlesView",
+    "InvalidEvent",
+    "OverviewAgents",
+    "PhaseFollower",
+    "Runtime",
+    "SymbolAgents",
+    "decode_candles",
+    "decode_ticker",
+    "ensure_topics",
+    "install",
+]
+
+log = structlog.get_logger(__name__)
+
+
+def install(app: faust.App, settings: Settings) -> Runtime:
+    """Declare every topic, table, agent and task of the analytics worker on ``app``."""
+    rt = Runtime(app, settings)
+    symbols = SymbolAgents(app, rt)
+    OverviewAgents(app, rt, symbols)
+
+    @app.task
+    async def follow_phase() -> None:
+        await ensure_topics(settings.kafka_servers, settings.namespace)
+        await rt.phase.run()
+
+    if settings.metrics_port:
+
+        @app.task
+        async def serve_metrics() -> None:
+            from prometheus_client import start_http_server
+
+            start_http_server(settings.metrics_port)
+            log.info("metrics_serving", port=settings.metrics_port)
+
+    return rt

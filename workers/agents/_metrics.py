@@ -1,0 +1,29 @@
+"""The agents' Prometheus metrics (names shared with the Grafana dashboard)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS = Counter("warmfleet_agent_events_total", "Events consumed by the agents", ["topic"])
+STALE = Counter(
+    "warmfleet_agent_stale_skipped_total",
+    "Events skipped because their as_of is not newer than the table's (duplicates, reorders)",
+    ["topic"],
+)
+WRITE_SECONDS = Histogram(
+    "warmfleet_agent_write_seconds",
+    "One batch write through all cache tiers",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+WRITE_ERRORS = Counter(
+    "warmfleet_agent_write_errors_total", "Batch cache writes that raised", ["error"]
+)
+LAG = Gauge("warmfleet_agent_consumer_lag", "End offset minus read offset", ["topic"])
+FRESHNESS = Gauge(
+    "warmfleet_freshness_seconds",
+    "Age of the freshest / stalest value the agents hold, by data type",
+    ["data_type", "which"],
+)
+OVERVIEWS = Counter(
+    "warmfleet_agent_overviews_total", "Market overviews computed and written", ["scope"]
+)

@@ -1,0 +1,92 @@
+"""What every agent shares in one worker process: settings, topic names, the tiered cache,
+the phase intervals, and the helper that lets a batch write table keys to the right
+changelog partition."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+import faust
+from faust.streams import _current_event
+from faust.types import EventT
+
+from tiers import MultiTierCache
+from topics import (
+    ANALYSIS_OVERVIEW,
+    ANALYSIS_SYMBOLS,
+    CONTROL_PHASE,
+    DEAD_LETTER,
+    MARKET_OHLCV,
+    MARKET_TICKERS,
+    TopicSpec,
+    key_for,
+)
+from workers.agents._phase import PhaseFollower
+from workers.settings import Settings
+
+#: per-partition snapshots of the ticker table, merged into the overview by one agent
+OVERVIEW_PARTS = TopicSpec("analysis.overview.parts", 1, 24 * 3600 * 1000, False, "partition")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@contextlib.contextmanager
+def current_event(event: EventT) -> Iterator[None]:
+    """Make ``event`` Faust's current event, so a table write goes to *its* changelog
+    partition. A batch from ``take_events`` spans partitions; Faust picks the changelog
+    partition from the current event, which after ``take_events`` is only the last one."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+class Runtime:
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        self.app, self.settings = app, settings
+        ns = settings.namespace
+        self.tickers_topic = MARKET_TICKERS.named(ns)
+        self.ohlcv_topic = MARKET_OHLCV.named(ns)
+        self.symbols_topic = ANALYSIS_SYMBOLS.named(ns)
+        self.overview_topic = ANALYSIS_OVERVIEW.named(ns)
+        self.parts_topic = OVERVIEW_PARTS.named(ns)
+        self.dead_letter_topic = DEAD_LETTER.named(ns)
+        self.phase = PhaseFollower(",".join(settings.kafka_servers), CONTROL_PHASE.named(ns))
+        self.batch_max = 2000
+        self.batch_within_s = 0.01
+        self._cache: MultiTierCache | None = None
+
+    @property
+    def cache(self) -> MultiTierCache:
+        """Created on first use, inside the worker's event loop."""
+        if self._cache is None:
+            s = self.settings
+            self._cache = MultiTierCache.from_urls(
+                s.memory_url, s.memcached_url, s.redis_url, source="agents"
+            )
+        return self._cache
+
+    async def close(self) -> None:
+        if self._cache is not None:
+            await self._cache.close()
+            self._cache = None
+
+    def key(self, data_type: str, *ids: str) -> str:
+        return key_for(data_type, *ids, prefix=self.settings.key_prefix)
+
+    def interval(self, data_type: str) -> float:
+        return self.phase.interval(data_type)
+
+
+def record_bytes(record_type: type[faust.Record], fields: dict[str, Any]) -> bytes:
+    """``fields`` as the JSON a Faust consumer of ``record_type`` decodes (with ``__faust``)."""
+    import orjson
+
+    return orjson.dumps({**fields, "__faust": {"ns": record_type._options.namespace}})

@@ -1,0 +1,45 @@
+"""Creating warmfleet's topics for a namespace with the catalog's partitions and config."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import structlog
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from topics import CATALOG, TopicSpec, topic_config
+
+log = structlog.get_logger(__name__)
+
+
+async def ensure_topics(
+    bootstrap: str | Iterable[str],
+    namespace: str = "",
+    specs: Iterable[TopicSpec] = CATALOG,
+    replication: int = 1,
+) -> list[str]:
+    """Create the missing ones; returns the names created. Existing topics are left alone
+    (a broker's auto-created topic would have the wrong partition count, so create first)."""
+    servers = bootstrap if isinstance(bootstrap, str) else ",".join(bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(s.named(namespace), s.partitions, replication, topic_configs=topic_config(s))
+            for s in specs
+            if s.named(namespace) not in existing
+        ]
+        created = []
+        for topic in wanted:
+            try:
+                await admin.create_topics([topic])
+                created.append(topic.name)
+            except TopicAlreadyExistsError:
+                pass
+        if created:
+            log.info("topics_created", topics=created)
+        return created
+    finally:
+        await admin.close()

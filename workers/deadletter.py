@@ -1,0 +1,57 @@
+"""The dead-letter topic: events that cannot be processed, kept with the reason and the
+original bytes (base64) so they can be inspected and replayed. The agent carries on."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+import structlog
+from prometheus_client import Counter
+
+from topics.records import DeadLetter
+
+log = structlog.get_logger(__name__)
+
+DEADLETTERS = Counter(
+    "warmfleet_agent_deadletter_total", "Events sent to the dead-letter topic", ["reason"]
+)
+
+
+def dead_letter(
+    *,
+    source_topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    payload: bytes | None,
+    reason: str,
+    at_ms: int | None = None,
+) -> DeadLetter:
+    return DeadLetter(
+        source_topic=source_topic,
+        partition=partition,
+        offset=offset,
+        reason=reason,
+        key=None if key is None else key.decode("utf-8", "replace"),
+        payload_b64=base64.b64encode(payload or b"").decode("ascii"),
+        at_ms=int(time.time() * 1000) if at_ms is None else at_ms,
+    )
+
+
+def original_bytes(letter: DeadLetter) -> bytes:
+    return base64.b64decode(letter.payload_b64)
+
+
+async def send_dead_letter(topic: Any, letter: DeadLetter, kind: str) -> None:
+    """Publish ``letter`` on ``topic`` (a Faust topic), keyed by its source topic; count it."""
+    DEADLETTERS.labels(kind).inc()
+    log.warning(
+        "event_dead_lettered",
+        source_topic=letter.source_topic,
+        partition=letter.partition,
+        offset=letter.offset,
+        reason=letter.reason,
+    )
+    await topic.send(key=letter.source_topic.encode(), value=letter)
