@@ -75,6 +75,7 @@ def create_app(settings: Settings) -> AgentsApp:
         processing_guarantee="at_least_once",
         stream_wait_empty=True,
         broker_commit_interval=1.0,
+        broker_session_timeout=10.0,  # a killed worker's partitions move within ~10 s
         table_standby_replicas=0,
         key_serializer="raw",
         value_serializer="raw",

@@ -27,3 +27,8 @@ FRESHNESS = Gauge(
 OVERVIEWS = Counter(
     "warmfleet_agent_overviews_total", "Market overviews computed and written", ["scope"]
 )
+TIER_WRITES = Counter(
+    "warmfleet_agent_tier_writes_total",
+    "Values the agents wrote that each tier accepted (set_many's answer)",
+    ["tier"],
+)

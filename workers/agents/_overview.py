@@ -28,7 +28,7 @@ from topics import ANALYSIS_OVERVIEW, MARKET_TICKERS
 from topics.records import MarketOverview
 from workers.agents._metrics import FRESHNESS, LAG, OVERVIEWS, WRITE_ERRORS
 from workers.agents._runtime import OVERVIEW_PARTS, Runtime, now_ms, record_bytes
-from workers.agents._symbols import SymbolAgents, ticker_state
+from workers.agents._symbols import SymbolAgents, count_tier_writes, ticker_state
 from workers.analytics import OverviewRow, overview_row, overviews
 
 log = structlog.get_logger(__name__)
@@ -138,7 +138,9 @@ class OverviewAgents:
             if overview["symbols"] > 0
         ]
         try:
-            await rt.cache.set_many(writes, warm_interval=rt.interval("overview"))
+            count_tier_writes(
+                await rt.cache.set_many(writes, warm_interval=rt.interval("overview"))
+            )
         except (CacheError, ValueError) as exc:
             WRITE_ERRORS.labels(type(exc).__name__).inc()
             log.error("overview_write_failed", error=str(exc))

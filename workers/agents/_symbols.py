@@ -32,7 +32,7 @@ from tiers import CacheError, Write
 from topics import ANALYSIS_SYMBOLS, DEAD_LETTER, MARKET_OHLCV, MARKET_TICKERS
 from topics.records import DeadLetter, SymbolAnalysis
 from workers.agents._decode import InvalidEvent, decode_candles, decode_ticker
-from workers.agents._metrics import EVENTS, STALE, WRITE_ERRORS, WRITE_SECONDS
+from workers.agents._metrics import EVENTS, STALE, TIER_WRITES, WRITE_ERRORS, WRITE_SECONDS
 from workers.agents._runtime import Runtime, current_event, now_ms, record_bytes
 from workers.analytics import (
     CandleState,
@@ -58,6 +58,16 @@ def ticker_state(value: dict[str, Any] | None) -> TickerState | None:
 
 def candles_state(value: dict[str, Any] | None) -> CandleState | None:
     return None if value is None else CandleState.from_dict(value)
+
+
+def count_tier_writes(*answers: list[dict[str, float]]) -> None:
+    counts: dict[str, int] = {}
+    for answer in answers:
+        for written in answer:
+            for tier in written:
+                counts[tier] = counts.get(tier, 0) + 1
+    for tier, n in counts.items():
+        TIER_WRITES.labels(tier).inc(n)
 
 
 class SymbolAgents:
@@ -201,10 +211,11 @@ class SymbolAgents:
             analyses.append((key, analysis))
         started = time.perf_counter()
         try:
-            await asyncio.gather(
+            answers = await asyncio.gather(
                 rt.cache.set_many(volatility, warm_interval=rt.interval("volatility")),
                 rt.cache.set_many(signals, warm_interval=rt.interval("signals")),
             )
+            count_tier_writes(answers[0], answers[1])
         except (CacheError, ValueError) as exc:
             # one bad value must not stop the stream; the tiers count their own failures
             WRITE_ERRORS.labels(type(exc).__name__).inc()
