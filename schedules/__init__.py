@@ -1,0 +1,78 @@
+"""The phase calendar (pure) and the phase clock (APScheduler, one active via a Redis lease).
+
+    config = load_config(default_path())           # phases.toml, validated
+    config.calendar.phase_at(t)                     # Phase.MARKET_HOURS ...
+    config.calendar.next_transition(t)
+    config.calendar.interval(Phase.WEEKEND, "tickers")   # 600.0
+    plan_firings(config, start, end)                # the clock's decisions, without a clock
+    await PhaseClock(config, bootstrap_servers=..., redis_url=...).run(stop)
+
+Imports ``topics`` and nothing else of ours (``tiers`` only in tests: the TTL invariant).
+"""
+
+from __future__ import annotations
+
+from schedules._calendar import DEFAULT_INTERVALS_S, INTERVAL_TYPES, Phase, PhaseCalendar, Sessions
+from schedules._clock import CLOCK_HEADER, PhaseClock
+from schedules._config import (
+    DEFAULT_PATH,
+    Boost,
+    ExchangeWarm,
+    PhaseConfig,
+    default_path,
+    load_config,
+    parse_config,
+)
+from schedules._control import ClockError, ControlKeys, LeaderLease, OverrideStore, read_state
+from schedules._kafka import ensure_topics
+from schedules._plan import (
+    Firing,
+    JobKey,
+    Override,
+    PhaseState,
+    boost_active,
+    deadline_s,
+    effective_interval,
+    jobs,
+    next_due,
+    plan_firings,
+    published_intervals,
+    resolve,
+    warm_job,
+)
+
+__all__ = [
+    "CLOCK_HEADER",
+    "DEFAULT_INTERVALS_S",
+    "DEFAULT_PATH",
+    "INTERVAL_TYPES",
+    "Boost",
+    "ClockError",
+    "ControlKeys",
+    "ExchangeWarm",
+    "Firing",
+    "JobKey",
+    "LeaderLease",
+    "Override",
+    "OverrideStore",
+    "Phase",
+    "PhaseCalendar",
+    "PhaseClock",
+    "PhaseConfig",
+    "PhaseState",
+    "Sessions",
+    "boost_active",
+    "deadline_s",
+    "default_path",
+    "effective_interval",
+    "ensure_topics",
+    "jobs",
+    "load_config",
+    "next_due",
+    "parse_config",
+    "plan_firings",
+    "published_intervals",
+    "read_state",
+    "resolve",
+    "warm_job",
+]

@@ -15,6 +15,8 @@ COMMANDS: dict[str, str] = {
     "reader": "workers.reader_cli",
     "run": "workers.run",
     "status": "workers.status",
+    "clock": "workers.clock_cli",
+    "phase": "workers.clock_cli",
     "worker": "workers.worker_cli",
     "sim": "sim._cli",
     "poller": "workers.poller",
