@@ -19,7 +19,7 @@ demo: install
 	$(BIN)/warmfleet stack up
 	$(BIN)/warmfleet stack status
 
-test: install lint
+test: install lint deploy-check
 	$(BIN)/warmfleet stack exec -- $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install
@@ -36,3 +36,9 @@ stack-down: install
 clean:
 	-$(BIN)/warmfleet stack down
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# helm lint + `helm template | kubernetes-validate --strict` (installs helm with `go install`
+# into ~/.cache/warmfleet/bin the first time, about 2 minutes); tests/deploy/ then use that helm
+.PHONY: deploy-check
+deploy-check: install
+	KUBERNETES_VALIDATE=$(BIN)/kubernetes-validate helm/check.sh
