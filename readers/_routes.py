@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from topics import KEY_SPECS, DataType, data_type_of, key_for, validate_key
 
@@ -51,6 +52,7 @@ def raw_key(raw: str) -> str:
         raise BadRequest(str(exc)) from None
 
 
+@lru_cache(maxsize=65536)
 def freshness_s(key: str) -> int:
     """The key's nominal freshness class (its ttl_hint: 15s, 1m, 5m) in seconds."""
     hint = KEY_SPECS[data_type_of(key)].ttl_hint
@@ -58,16 +60,20 @@ def freshness_s(key: str) -> int:
     return int(match.group(1)) * _UNIT_S[match.group(2)] if match else 15
 
 
+# Route -> key is pure and hot keys repeat: memoised (failures raise and are not cached).
+@lru_cache(maxsize=65536)
 def ticker_key(prefix: str, exchange: str, sym: str) -> str:
     return key_for(DataType.TICKERS, exchange_id(exchange), symbol(sym), prefix=prefix)
 
 
+@lru_cache(maxsize=4096)
 def overview_key(prefix: str, scope: str = "all") -> str:
     return key_for(
         DataType.OVERVIEW, "all" if scope == "all" else exchange_id(scope), prefix=prefix
     )
 
 
+@lru_cache(maxsize=65536)
 def analysis_keys(prefix: str, exchange: str, sym: str) -> tuple[str, str]:
     ex, s = exchange_id(exchange), symbol(sym)
     return (
