@@ -13,6 +13,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, str] = {
     "stack": "stack._cli",
     "reader": "workers.reader_cli",
+    "cache": "workers.cache_cli",
     "run": "workers.run",
     "status": "workers.status",
     "clock": "workers.clock_cli",
