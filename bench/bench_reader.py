@@ -25,16 +25,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tiers import MultiTierCache  # noqa: E402
-from topics import key_for  # noqa: E402
+from tiers import MultiTierCache
+from topics import key_for
 
 PREFIX = "benchreader"
 BARE = textwrap.dedent(
     """
     import sys, orjson, uvloop
     from aiohttp import web
-    BODY = orjson.dumps({"key": "x" * 48, "value": {"last": 64000.5, "bid": 64000.0, "ask": 64001.0},
-                         "as_of": 1, "age_ms": 3, "tier": "memory"})
+    VALUE = {"last": 64000.5, "bid": 64000.0, "ask": 64001.0}
+    DOC = {"key": "x" * 48, "value": VALUE, "as_of": 1, "age_ms": 3, "tier": "memory"}
+    BODY = orjson.dumps(DOC)
     async def h(request):
         return web.Response(body=BODY, content_type="application/json",
                             headers={"Cache-Control": "public, max-age=14", "ETag": '"abc"'})
@@ -89,7 +90,8 @@ async def warm(n: int, memcached: str, redis: str) -> None:
 
 def lua_script(n: int) -> str:
     paths = ",".join(f'"/v2/tickers/binance/{s.replace("/", "-")}"' for s in symbols(n))
-    return f"local paths = {{{paths}}}\nlocal i = 0\nrequest = function()\n  i = i % #paths + 1\n  return wrk.format(nil, paths[i])\nend\n"
+    body = "  i = i % #paths + 1\n  return wrk.format(nil, paths[i])\n"
+    return f"local paths = {{{paths}}}\nlocal i = 0\nrequest = function()\n{body}end\n"
 
 
 UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -144,22 +146,20 @@ def main() -> int:
     try:
         for port in ports.values():
             wait_port(port)
-        for name, port in ports.items():  # warm-up: L1 fills, connections open
+        for port in ports.values():  # warm-up: L1 fills, connections open
             run_wrk(port, 2, args.connections, script)
         for r in range(args.rounds):
             for name, port in ports.items():
                 rps, p50, p99 = run_wrk(port, args.seconds, args.connections, script)
                 results[name].append((rps, p50, p99))
-                print(
-                    f"round {r + 1} {name:<13} {rps:>9,.0f} req/s  p50 {p50:.2f} ms  p99 {p99:.2f} ms"
-                )
+                figures = f"{rps:>9,.0f} req/s  p50 {p50:.2f} ms  p99 {p99:.2f} ms"
+                print(f"round {r + 1} {name:<13} {figures}")
     finally:
         for proc in procs.values():
             proc.terminate()
             proc.wait(10)
-    print(
-        f"\nmedians over {args.rounds} rounds, {args.connections} connections, {args.keys} hot keys:"
-    )
+    setup = f"{args.rounds} rounds, {args.connections} connections, {args.keys} hot keys"
+    print(f"\nmedians over {setup}:")
     med = {
         n: [statistics.median(col) for col in zip(*rs, strict=True)] for n, rs in results.items()
     }
