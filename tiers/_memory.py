@@ -1,10 +1,15 @@
-"""L1: a bounded in-process LRU with per-entry TTL that holds ready-made hits.
+"""L1: a bounded in-process LRU with per-entry TTL and a frequency admission filter, holding
+ready-made hits.
 
 Each entry is the ``Hit`` a read returns (tier "memory", live ``age``) with its monotonic
-deadline, so a hit is one dict lookup, one clock read and a ``move_to_end``. Why a plain
-``OrderedDict`` LRU rather than W-TinyLFU: see ``bench/bench_tiers_eviction.py`` and the
-README section — on the Zipf(1.1) workload the hit-ratio gap is small, the hit path is
-several times faster, and L1 misses are cheap here because L2/L3 hold every key.
+deadline, so a hit is one dict lookup, one clock read and a ``move_to_end``.
+
+Admission (TinyLFU's idea, fed by misses only so the hit path pays nothing): when L1 is
+full, a new key displaces the LRU victim only if it has missed more often than the victim
+did (counts halve every ``10 x max_entries`` misses, so old popularity fades); an expired
+victim always goes. On Zipf(1.1) over 10,000 keys with 1,500 entries this lifts the L1 hit
+ratio from 82 % (plain LRU) to about 85.5 %, close to theine's W-TinyLFU (86 %), while the
+hit path stays ~6x faster than theine's (``bench/bench_tiers_eviction.py``).
 """
 
 from __future__ import annotations
@@ -27,15 +32,23 @@ class MemoryTier:
     level = TierLevel.L1
 
     def __init__(
-        self, max_entries: int = 50_000, *, clock: Callable[[], float] = time.monotonic
+        self,
+        max_entries: int = 50_000,
+        *,
+        admission: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_entries < 1:
             raise ConfigError("memory.max_entries", max_entries, "must be >= 1")
         self.max_entries = max_entries
+        self.admission = admission
         self.clock = clock
         # read directly by MultiTierCache's hit path; keep the shape
         self.data: OrderedDict[str, Hit] = OrderedDict()
         self.evictions = 0
+        self.rejections = 0  # new keys the admission filter kept out
+        self._misses: dict[str, int] = {}
+        self._since_aging = 0
 
     def __len__(self) -> int:
         return len(self.data)
@@ -53,6 +66,20 @@ class MemoryTier:
         self.data.move_to_end(key)
         return entry
 
+    def note_miss(self, key: str) -> None:
+        """A read missed ``key`` here: drop it if expired, count the miss for admission."""
+        entry = self.data.get(key)
+        if entry is not None and entry.deadline <= self.clock():
+            del self.data[key]
+        if not self.admission:
+            return
+        misses = self._misses
+        misses[key] = misses.get(key, 0) + 1
+        self._since_aging += 1
+        if self._since_aging >= 10 * self.max_entries:
+            self._since_aging = 0
+            self._misses = {k: n >> 1 for k, n in misses.items() if n > 1}
+
     def remaining_s(self, key: str) -> float | None:
         entry = self.data.get(key)
         return None if entry is None else entry.deadline - self.clock()
@@ -63,6 +90,9 @@ class MemoryTier:
         data = self.data
         old = data.get(key)
         if old is not None and old.deadline > now and old.as_of > envelope.as_of:
+            return None
+        if old is None and len(data) >= self.max_entries and not self._make_room(key, now):
+            self.rejections += 1
             return None
         entry = Hit(
             envelope.value, envelope.as_of, None, "memory", envelope.written_at,
@@ -75,6 +105,18 @@ class MemoryTier:
             data.popitem(last=False)
             self.evictions += 1
         return entry
+
+    def _make_room(self, key: str, now: float) -> bool:
+        """Evict the LRU victim for ``key``, unless the admission filter prefers the victim."""
+        data = self.data
+        victim = next(iter(data))
+        if self.admission and data[victim].deadline > now:
+            victim_misses = self._misses.get(victim, 0)
+            if victim_misses and self._misses.get(key, 0) <= victim_misses:
+                return False
+        del data[victim]
+        self.evictions += 1
+        return True
 
     def discard(self, key: str) -> bool:
         return self.data.pop(key, None) is not None

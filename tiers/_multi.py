@@ -177,7 +177,7 @@ class MultiTierCache:
         self._ensure_started()
         if self._l1 is not None:
             self._l1_misses += 1
-            self._l1.lookup(key)  # drops an expired entry
+            self._l1.note_miss(key)
         if not self._lower:
             self.served["none"] += 1
             return None
@@ -585,7 +585,9 @@ class MultiTierCache:
         for name, stats, _open in self.metric_rows():
             out[name] = stats.snapshot()
         if self._l1 is not None:
-            out["memory"].update(entries=len(self._l1), evictions=self._l1.evictions)
+            out["memory"].update(
+                entries=len(self._l1), evictions=self._l1.evictions, rejections=self._l1.rejections
+            )
         for slot in self._lower:
             out[slot.name]["breaker"] = str(slot.breaker.state)
         reads = self._l1_hits + self.served["lower_hits"] + self.served["none"]

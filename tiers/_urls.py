@@ -40,7 +40,12 @@ def tier_from_url(url: str) -> Tier:
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     if scheme == "memory":
-        return MemoryTier(_int_option(url, query, "max_entries", 50_000))
+        admission = query.get("admission", ["1"])[-1]
+        if admission not in ("0", "1", "true", "false"):
+            raise ConfigError("cache url admission", url, "admission must be 1/0 or true/false")
+        return MemoryTier(
+            _int_option(url, query, "max_entries", 50_000), admission=admission in ("1", "true")
+        )
     if scheme == "memcached":
         servers = []
         for part in parts.netloc.split(","):

@@ -80,7 +80,9 @@ def test_cache_behaves_like_a_monotonic_dict(
                 return
             if newer:
                 self.model[name] = (value, as_of)
-                assert list(written) == [t.name for t in self.cache.tiers]
+                below = [t.name for t in self.cache.tiers if t.name != "memory"]
+                # a full L1's admission filter may keep a new key out; the tiers below take it
+                assert [t for t in written if t != "memory"] == below
             else:
                 assert written == {}
 

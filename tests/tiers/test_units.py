@@ -189,6 +189,36 @@ def test_memory_tier_evicts_least_recently_used() -> None:
     assert m.evictions == 1
 
 
+def test_memory_tier_admits_a_new_key_only_if_it_missed_more_than_the_victim() -> None:
+    clock = FakeClock()
+    m = MemoryTier(2, clock=clock)
+    for key in ("hot", "hot", "hot", "warm"):
+        m.note_miss(key)
+    m.put("hot", env(1), 60)
+    m.put("warm", env(1), 60)
+    m.lookup("warm")  # hot is now the LRU victim, with 3 misses
+    m.note_miss("once")
+    assert m.put("once", env(1), 60) is None  # 1 miss <= 3: kept out
+    assert m.rejections == 1 and m.lookup("hot") is not None
+    for _ in range(3):
+        m.note_miss("rising")
+    m.lookup("warm")  # victim is hot again (3 misses); rising has 3: still out
+    assert m.put("rising", env(1), 60) is None
+    m.note_miss("rising")
+    assert m.put("rising", env(1), 60) is not None  # 4 > 3: displaces hot
+    assert m.lookup("hot") is None
+    clock.now += 61  # an expired victim always makes room
+    assert m.put("late", env(1), 60) is not None
+
+
+def test_memory_tier_without_admission_is_plain_lru() -> None:
+    m = MemoryTier(1, admission=False, clock=FakeClock())
+    m.note_miss("a")
+    m.note_miss("a")
+    m.put("a", env(1), 60)
+    assert m.put("b", env(1), 60) is not None and m.lookup("a") is None
+
+
 def test_memory_tier_refuses_older_as_of_until_expiry() -> None:
     clock = FakeClock()
     m = MemoryTier(10, clock=clock)
