@@ -45,13 +45,24 @@ class Child:
 def children(args: argparse.Namespace) -> list[Child]:
     sim = f"http://127.0.0.1:{args.sim_port}"
     exchanges = {"WARMFLEET_EXCHANGE_URLS": f"binance={sim},okx={sim}"}
+    poller, worker, clock = (str(args.metrics_base + i) for i in range(3))
     return [
         Child("sim", ("sim", "--port", str(args.sim_port), "--seed", str(args.seed)), {}),
-        Child("clock", ("clock",), {"WARMFLEET_METRICS_PORT": "9103"}),
-        Child("poller", ("poller",), {"WARMFLEET_METRICS_PORT": "9101", **exchanges}),
-        Child("worker", ("worker",), {"WARMFLEET_METRICS_PORT": "9102"}),
+        Child("clock", ("clock",), {"WARMFLEET_METRICS_PORT": clock}),
+        Child("poller", ("poller",), {"WARMFLEET_METRICS_PORT": poller, **exchanges}),
+        Child("worker", ("worker",), {"WARMFLEET_METRICS_PORT": worker}),
         Child("reader", ("reader", "--port", str(args.reader_port)), {}),
     ]
+
+
+def endpoints(args: argparse.Namespace) -> dict[str, str]:
+    url = "http://127.0.0.1:{}/metrics".format
+    return {
+        "poller": url(args.metrics_base),
+        "worker": url(args.metrics_base + 1),
+        "clock": url(args.metrics_base + 2),
+        "reader": url(args.reader_port),
+    }
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -77,6 +88,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--sim-port", type=int, default=SIM_PORT)
     parser.add_argument("--reader-port", type=int, default=READER_PORT)
+    parser.add_argument(
+        "--metrics-base",
+        type=int,
+        default=9101,
+        metavar="PORT",
+        help="metrics ports: poller PORT, worker PORT+1, clock PORT+2",
+    )
     parser.add_argument("--seed", type=int, default=7, help="simulator seed")
     parser.add_argument("--no-live", action="store_true", help="print a status line every 5 s")
 
@@ -195,8 +213,7 @@ async def _main(args: argparse.Namespace) -> int:
         console.print(
             f"started {child.name:<7} pid {procs[child.name].pid:<7} log {logs / child.name}.log"
         )
-    endpoints = {**fleet_status.ENDPOINTS,
-                 "reader": f"http://127.0.0.1:{args.reader_port}/metrics"}  # fmt: skip
+    scrape_from = endpoints(args)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -204,7 +221,7 @@ async def _main(args: argparse.Namespace) -> int:
     load = asyncio.create_task(_read_load(args.read_rate, args.sim_port, args.reader_port))
     deadline = None if args.duration is None else time.monotonic() + args.duration
     died: dict[str, int] = {}
-    before = await fleet_status.scrape(endpoints)
+    before = await fleet_status.scrape(scrape_from)
     live = None if args.no_live else Live(console=console, refresh_per_second=2)
     try:
         if live:
@@ -213,7 +230,7 @@ async def _main(args: argparse.Namespace) -> int:
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
-            now = await fleet_status.scrape(endpoints)
+            now = await fleet_status.scrape(scrape_from)
             summary = fleet_status.summarise(now, before)
             before, ticks = now, ticks + 1
             for name, proc in procs.items():
