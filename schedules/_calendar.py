@@ -123,10 +123,30 @@ class PhaseCalendar:
         """Every absolute instant (UTC) at which ``day``'s local session boundaries fall."""
         out: set[datetime] = set()
         for wall in self.sessions.boundaries():
-            for fold in (0, 1):
-                local = datetime.combine(day, wall, tzinfo=self.timezone).replace(fold=fold)
-                out.add(local.astimezone(UTC))
+            naive = datetime.combine(day, wall)
+            out.update(naive.replace(tzinfo=self.timezone, fold=f).astimezone(UTC) for f in (0, 1))
+        # a DST change moves the wall clock past a boundary (spring-forward gap) or back
+        # before one (the repeated hour): the change itself is a candidate too
+        start = datetime.combine(day, time(0), tzinfo=self.timezone).astimezone(UTC)
+        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.timezone)
+        end_utc = end.astimezone(UTC)
+        if self._offset(start) != self._offset(end_utc):
+            out.add(self._offset_change(start, end_utc))
         return sorted(out)
+
+    def _offset(self, t: datetime) -> timedelta | None:
+        return t.astimezone(self.timezone).utcoffset()
+
+    def _offset_change(self, lo: datetime, hi: datetime) -> datetime:
+        """The first instant in (lo, hi] with ``hi``'s UTC offset (binary search, to 1 s)."""
+        target = self._offset(hi)
+        while hi - lo > timedelta(seconds=1):
+            mid = lo + (hi - lo) / 2
+            if self._offset(mid) == target:
+                hi = mid
+            else:
+                lo = mid
+        return hi.replace(microsecond=0)
 
     def transitions(self, start: datetime, end: datetime) -> Iterator[tuple[datetime, Phase]]:
         """Each instant in ``(start, end]`` at which the phase changes, with the new phase."""

@@ -303,12 +303,14 @@ def _boost(table: Mapping[str, Any]) -> Boost:
     enabled = table.get("enabled", True)
     if not isinstance(enabled, bool):
         raise ConfigError("boost.enabled", enabled, "must be true or false")
-    factor = _positive(table.get("factor", default.factor), "boost.factor")
+    raw_factor = table.get("factor", default.factor)
+    factor = _positive(raw_factor, "boost.factor")
     if factor > 1:
-        raise ConfigError("boost.factor", factor, "must be in (0, 1]: it tightens intervals")
-    ratio = _positive(table.get("release_ratio", default.release_ratio), "boost.release_ratio")
+        raise ConfigError("boost.factor", raw_factor, "must be in (0, 1]: it tightens intervals")
+    raw_ratio = table.get("release_ratio", default.release_ratio)
+    ratio = _positive(raw_ratio, "boost.release_ratio")
     if ratio > 1:
-        raise ConfigError("boost.release_ratio", ratio, "must be in (0, 1]")
+        raise ConfigError("boost.release_ratio", raw_ratio, "must be in (0, 1]")
     return Boost(
         threshold=_positive(table.get("threshold", default.threshold), "boost.threshold"),
         factor=factor,
