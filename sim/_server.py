@@ -71,7 +71,7 @@ async def faults_middleware(request: web.Request, handler: Handler) -> web.Strea
         try:
             response = await handler(request)
         except web.HTTPException as exc:  # venue errors are raised as HTTP exceptions
-            response = exc
+            response = web.Response(status=exc.status, text=exc.text, content_type=exc.content_type)
         if fault is not None and fault.kind in ("truncated", "empty"):
             body = response.body if isinstance(response, web.Response) else b""
             raw = body if isinstance(body, bytes) else b""
