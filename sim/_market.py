@@ -261,6 +261,10 @@ class MarketModel:
                 path.trim(keep_from)
         return path
 
+    def _clamp(self, now_ms: int) -> int:
+        """Times before the path began are answered as of its beginning."""
+        return max(now_ms, self.first_minute * MINUTE_MS)
+
     def _pair(self, symbol: str) -> Pair:
         try:
             return self.by_symbol[symbol]
@@ -276,6 +280,7 @@ class MarketModel:
 
     def price(self, symbol: str, now_ms: int) -> float:
         """The last traded price at simulated time ``now_ms`` (the latest tick)."""
+        now_ms = self._clamp(now_ms)
         minute, offset = divmod(now_ms, MINUTE_MS)
         path = self._path(self._pair(symbol), minute)
         index = (max(minute, path.first_minute) - path.first_minute) * TICKS_PER_MINUTE
@@ -309,6 +314,7 @@ class MarketModel:
     ) -> list[Candle]:
         """Up to ``limit`` candles of ``minutes`` minutes each, oldest first, the last one
         still forming at ``now_ms``; Binance's rules for ``startTime`` / ``endTime``."""
+        now_ms = self._clamp(now_ms)
         pair = self._pair(symbol)
         now_minute = now_ms // MINUTE_MS
         path = self._path(pair, now_minute)
@@ -348,6 +354,7 @@ class MarketModel:
     def day_stats(self, symbol: str, now_ms: int) -> DayStats:
         """Rolling 24 h statistics at ``now_ms``: the price 24 h ago, the full minutes since,
         and the forming minute."""
+        now_ms = self._clamp(now_ms)
         pair = self._pair(symbol)
         now_minute = now_ms // MINUTE_MS
         path = self._path(pair, now_minute)
@@ -371,6 +378,7 @@ class MarketModel:
     def book(self, symbol: str, now_ms: int, depth: int) -> Book:
         """An order book around the current tick: the spread widens in the volatile regime;
         levels and sizes are fixed for a tick, so the book changes when the price does."""
+        now_ms = self._clamp(now_ms)
         pair = self._pair(symbol)
         mid = self.price(symbol, now_ms)
         tick_index = now_ms // TICK_MS

@@ -267,7 +267,8 @@ class ExchangePoller:
                 raise RequestFailed(error, f"{endpoint}: gave up after {attempt} attempts")
             if self._clock() + delay >= deadline:
                 raise DeadlineExceeded(f"{endpoint}: no time left to retry after {error}")
-            await self._sleep(delay)
+            if delay > 0:
+                await self._sleep(delay)
 
     def _failure(self, endpoint: str, error: str) -> None:
         if self.breaker.failure(self._clock()):
