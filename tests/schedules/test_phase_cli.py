@@ -1,0 +1,60 @@
+"""`warmfleet phase set|show|clear` against the real Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def phase(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "workers.cli", "phase", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_set_show_clear(redis_url: str, namespace: str) -> None:
+    env = {**os.environ, "WARMFLEET_REDIS_URL": redis_url, "WARMFLEET_NAMESPACE": namespace}
+    got = phase("set", "market_hours", "--for", "30m", "--json", env=env)
+    assert got.returncode == 0, got.stderr
+    assert json.loads(got.stdout)["key"] == f"virt:v2:control:{namespace}phase_override"
+    shown = json.loads(phase("show", "--json", env=env).stdout)
+    assert shown["phase"] == "market_hours" and shown["source"] == "override"
+    assert shown["intervals_s"]["tickers"] == 15.0
+    assert shown["override_until_ms"] == shown["next_transition_ms"]
+    assert 29 * 60_000 < shown["override_until_ms"] - time.time() * 1000 <= 30 * 60_000
+    human = phase("show", env=env).stdout
+    assert "source           override" in human and "override until" in human
+    cleared = phase("clear", env=env)
+    assert cleared.stdout.strip() == "override cleared"
+    assert json.loads(phase("show", "--json", env=env).stdout)["source"] == "calendar"
+    assert phase("clear", env=env).stdout.strip() == "no override was set"
+
+
+def test_bad_arguments_are_refused(redis_url: str, namespace: str) -> None:
+    env = {**os.environ, "WARMFLEET_REDIS_URL": redis_url, "WARMFLEET_NAMESPACE": namespace}
+    bad = phase("set", "lunch", env=env)
+    assert bad.returncode == 2 and "invalid choice: 'lunch'" in bad.stderr
+    bad = phase("set", "weekend", "--for", "soon", env=env)
+    assert bad.returncode == 2 and "not a duration" in bad.stderr
+
+
+def test_show_at_a_time_needs_no_redis() -> None:
+    env = {**os.environ, "WARMFLEET_REDIS_URL": "redis://127.0.0.1:1/0"}
+    got = phase("show", "--at", "2027-12-24T10:00", "--json", env=env)  # Christmas observed
+    assert got.returncode == 0, got.stderr
+    assert json.loads(got.stdout)["phase"] == "weekend"
+    got = phase("show", "--at", "2026-12-24T10:00", "--json", env=env)  # an early close
+    assert json.loads(got.stdout)["phase"] == "market_hours"
+    down = phase("show", env=env)
+    assert down.returncode == 1 and "cannot read the phase override" in down.stderr
