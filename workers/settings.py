@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from topics import ConfigError
@@ -56,6 +57,30 @@ class Settings:
     #: exchange id -> REST base URL override (the simulator); empty means the real exchange
     exchange_urls: Mapping[str, str] = field(default_factory=dict)
     metrics_port: int = 0  # 0 = no metrics HTTP server in this process
+    #: Kafka security: PLAINTEXT (local stack), SASL_PLAINTEXT, SASL_SSL or SSL
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = field(default=None, repr=False)
+    #: Faust table store: memory:// (state rebuilt from changelogs) or rocksdb://
+    table_store: str = "memory://"
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Keyword arguments for every aiokafka client (producer, consumer, admin)."""
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return {}
+        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if "SSL" in self.kafka_security_protocol:
+            from aiokafka.helpers import create_ssl_context
+
+            options["ssl_context"] = create_ssl_context()
+        if self.kafka_sasl_mechanism:
+            options.update(
+                sasl_mechanism=self.kafka_sasl_mechanism,
+                sasl_plain_username=self.kafka_sasl_username,
+                sasl_plain_password=self.kafka_sasl_password,
+            )
+        return options
 
     @property
     def kafka_url(self) -> str:
@@ -122,4 +147,54 @@ class Settings:
             if not raw.isdigit() or int(raw) > 65535:
                 raise ConfigError("WARMFLEET_METRICS_PORT", raw, "must be a port number or 0")
             kwargs["metrics_port"] = int(raw)
+        kwargs.update(_kafka_security(get))
+        if (raw := get("TABLE_STORE")) is not None:
+            if raw.rstrip("/") not in ("memory:", "rocksdb:"):
+                raise ConfigError("WARMFLEET_TABLE_STORE", raw, "must be memory:// or rocksdb://")
+            kwargs["table_store"] = raw
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL")
+MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def _kafka_security(get: Any) -> dict[str, object]:
+    """WARMFLEET_KAFKA_SECURITY_PROTOCOL and WARMFLEET_KAFKA_SASL_{MECHANISM,USERNAME,PASSWORD}.
+
+    Credentials without a protocol mean SASL_PLAINTEXT; a mechanism without both the user
+    name and the password is refused (naming the missing variable, never the password)."""
+    out: dict[str, object] = {}
+    mechanism, user, password = (
+        get("KAFKA_SASL_MECHANISM"),
+        get("KAFKA_SASL_USERNAME"),
+        get("KAFKA_SASL_PASSWORD"),
+    )
+    protocol = get("KAFKA_SECURITY_PROTOCOL")
+    if protocol is not None and protocol.upper() not in PROTOCOLS:
+        raise ConfigError(
+            "WARMFLEET_KAFKA_SECURITY_PROTOCOL", protocol, "must be " + "/".join(PROTOCOLS)
+        )
+    if user is not None or password is not None or mechanism is not None:
+        mechanism = (mechanism or "PLAIN").upper()
+        if mechanism not in MECHANISMS:
+            raise ConfigError(
+                "WARMFLEET_KAFKA_SASL_MECHANISM", mechanism, "must be " + "/".join(MECHANISMS)
+            )
+        if user is None:
+            raise ConfigError("WARMFLEET_KAFKA_SASL_USERNAME", None, "is required with SASL")
+        if password is None:
+            raise ConfigError("WARMFLEET_KAFKA_SASL_PASSWORD", "(unset)", "is required with SASL")
+        protocol = (protocol or "SASL_PLAINTEXT").upper()
+        if not protocol.startswith("SASL_"):
+            raise ConfigError(
+                "WARMFLEET_KAFKA_SECURITY_PROTOCOL",
+                protocol,
+                "must be SASL_PLAINTEXT or SASL_SSL when SASL credentials are set",
+            )
+        out.update(
+            kafka_sasl_mechanism=mechanism, kafka_sasl_username=user, kafka_sasl_password=password
+        )
+    if protocol is not None:
+        out["kafka_security_protocol"] = protocol.upper()
+    return out
