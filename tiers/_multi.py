@@ -129,7 +129,7 @@ class MultiTierCache:
         self._queued: dict[str, _Pending] = {}
         self._inflight: dict[str, _Pending] = {}
         self._deleted_in_flight: set[str] = set()
-        self._flush_scheduled = False
+        self._leading = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
@@ -169,10 +169,38 @@ class MultiTierCache:
     async def get_many(
         self, keys: Sequence[str], *, max_age: float | None = None
     ) -> list[Hit | None]:
-        """Hits (or None) in the order of ``keys``; the misses share one batch."""
-        return list(await asyncio.gather(*(self.get(k, max_age=max_age) for k in keys)))
+        """Hits (or None) in the order of ``keys``; the L1 misses share one batch."""
+        out: list[Hit | None] = [None] * len(keys)
+        waiting: list[tuple[int, asyncio.Future[Hit | None]]] = []
+        data = self._l1_data
+        now_mono, now_s = _monotonic(), _time()
+        for i, key in enumerate(keys):
+            if data is not None:
+                hit = data.get(key)
+                if hit is not None and hit.deadline > now_mono:
+                    if max_age is None or now_s - hit.as_of / 1000.0 <= max_age:
+                        data.move_to_end(key)
+                        self._l1_hits += 1
+                        out[i] = hit
+                        continue
+            fut = self._enqueue(key, max_age)
+            if fut is not None:
+                waiting.append((i, fut))
+        if waiting:
+            await self._lead()
+            for i, fut in waiting:
+                out[i] = await fut
+        return out
 
     async def _miss(self, key: str, max_age: float | None) -> Hit | None:
+        fut = self._enqueue(key, max_age)
+        if fut is None:
+            return None
+        await self._lead()
+        return await fut
+
+    def _enqueue(self, key: str, max_age: float | None) -> asyncio.Future[Hit | None] | None:
+        """Join the next lower-tier lookup for ``key``; None when there is nothing below."""
         check_key(key)
         self._ensure_started()
         if self._l1 is not None:
@@ -184,19 +212,28 @@ class MultiTierCache:
         floor = 0 if max_age is None else now_ms() - int(max_age * 1000)
         fut: asyncio.Future[Hit | None] = asyncio.get_running_loop().create_future()
         pending = self._inflight.get(key)
-        if pending is None or floor > pending.floor:
+        if pending is None or floor > pending.floor:  # single-flight unless it asks for fresher
             pending = self._queued.get(key)
             if pending is None:
                 pending = self._queued[key] = _Pending(floor)
             pending.floor = max(pending.floor, floor)
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                asyncio.get_running_loop().call_soon(self._flush)
         pending.waiters.append((fut, floor))
-        return await fut
+        return fut
 
-    def _flush(self) -> None:
-        self._flush_scheduled = False
+    async def _lead(self) -> None:
+        """The first reader to queue a miss leads the batch: it yields once so every reader
+        missing in this loop tick can join, then fetches for all of them itself (no extra
+        task, no extra wake-up on the common sequential path)."""
+        if self._leading or not self._queued:
+            return
+        self._leading = True
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            self._leading = False
+            self._spawn(self._lead())  # someone else's reads are queued behind us
+            raise
+        self._leading = False
         batch, self._queued = self._queued, {}
         if not batch:
             return
@@ -204,9 +241,21 @@ class MultiTierCache:
             self._inflight[key] = pending
         self.served["batches"] += 1
         self.served["batched_keys"] += len(batch)
-        self._spawn(self._fetch(batch))
+        try:
+            found = await self._lookup(batch)
+        except asyncio.CancelledError:
+            # our reader gave up; the others still get their answer
+            self._spawn(self._fetch(batch))
+            raise
+        self._resolve(batch, found)
+        self._promote(found)
 
     async def _fetch(self, batch: dict[str, _Pending]) -> None:
+        self._resolve(batch, found := await self._lookup(batch))
+        self._promote(found)
+
+    async def _lookup(self, batch: dict[str, _Pending]) -> dict[str, list[tuple[int, Envelope]]]:
+        """Walk L2 then L3 with one multi-get each for the keys still unanswered."""
         found: dict[str, list[tuple[int, Envelope]]] = {}
         try:
             remaining = list(batch)
@@ -230,10 +279,8 @@ class MultiTierCache:
                         still.append(key)  # too old for someone waiting: look deeper
                 remaining = still
         except Exception:  # a bug must not hang or fail readers: log and answer misses
-            log.exception("cache_fetch_failed", keys=len(batch))
-        finally:
-            self._resolve(batch, found)
-        self._promote(found)
+            log.exception("cache_lookup_failed", keys=len(batch))
+        return found
 
     def _resolve(
         self, batch: dict[str, _Pending], found: dict[str, list[tuple[int, Envelope]]]
@@ -538,7 +585,8 @@ class MultiTierCache:
                 backoff = min(backoff * 2, 2.0)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    async with asyncio.timeout(1.0):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def drain(self) -> None:
         """Wait for background promotions (tests and benchmarks use this)."""
@@ -551,8 +599,9 @@ class MultiTierCache:
         self._closed = True
         if self._listener is not None:
             self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                async with asyncio.timeout(2.0):
+                    await self._listener
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(2.0):
                 await self.drain()
@@ -560,7 +609,11 @@ class MultiTierCache:
             task.cancel()
         _metrics.retire(self)
         for tier in self.tiers:
-            await tier.close()
+            try:
+                async with asyncio.timeout(2.0):
+                    await tier.close()
+            except (TimeoutError, CacheError, OSError) as exc:  # closing must not hang or raise
+                log.warning("tier_close_failed", tier=tier.name, error=type(exc).__name__)
 
     async def __aenter__(self) -> MultiTierCache:
         return self

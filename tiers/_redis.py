@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 from redis import exceptions as redis_errors
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -63,12 +63,16 @@ class RedisTier:
                 url, socket_connect_timeout=connect_timeout, retry=no_retry
             )
         else:
-            self.client = Redis.from_url(
+            # a blocking pool: a burst beyond max_connections waits (bounded by the cache's
+            # timeouts) instead of failing with "Too many connections"
+            pool = BlockingConnectionPool.from_url(
                 url,
                 socket_connect_timeout=connect_timeout,
                 retry=no_retry,
                 max_connections=max_connections,
+                timeout=None,
             )
+            self.client = Redis.from_pool(pool)
 
     def __repr__(self) -> str:
         return f"RedisTier(cluster={self.cluster})"  # the URL may hold a password

@@ -37,7 +37,9 @@ def memcached_ttl(addr: str, key: str) -> int | None:
         sock.sendall(b"mg " + key.encode() + b" t\r\n")
         reply = b""
         while not reply.endswith(b"\r\n"):
-            reply += sock.recv(256)
+            chunk = sock.recv(256)
+            assert chunk, f"memcached closed the connection after {reply!r}"
+            reply += chunk
     if reply.startswith(b"EN"):
         return None
     assert reply.startswith(b"HD"), reply
