@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import decimal
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -52,8 +51,9 @@ def as_of_ms(as_of: float | int) -> int:
     return int(as_of)
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
+class Envelope(NamedTuple):
+    """A value with its metadata (a NamedTuple: built for every L2/L3 read, so it is cheap)."""
+
     value: Any
     as_of: int  # exchange timestamp, ms
     written_at: int  # ms
@@ -68,9 +68,7 @@ class Envelope:
         return (self.expires_at - (now_ms() if now is None else now)) / 1000.0
 
     def with_expiry(self, expires_at: int) -> Envelope:
-        return Envelope(
-            self.value, self.as_of, self.written_at, self.source, self.schema, expires_at
-        )
+        return self._replace(expires_at=expires_at)
 
 
 class Body:

@@ -311,7 +311,11 @@ class MultiTierCache:
         for key, candidates in found.items():
             if key in self._deleted_in_flight:
                 continue
-            index, env = max(candidates, key=lambda c: (c[1].as_of, -c[0]))
+            index, env = candidates[0]
+            if len(candidates) > 1:
+                index, env = max(candidates, key=lambda c: (c[1].as_of, -c[0]))
+            if index == 0 and self._l1 is None:
+                continue  # found in the top tier: nothing above it
             left = env.remaining_s(now)
             if left is not None and left <= 0:
                 continue
