@@ -88,8 +88,8 @@ async def test_stale_freezes_prices_and_timestamps_while_time_runs() -> None:
         client = ccxt.async_support.okx(client_options("okx", sim.url, config))
         try:
             await client.load_markets()
-            sim.simulator.faults.add(make_fault({"endpoint": "okx", "kind": "stale"}), 
-                                     sim.simulator.now_ms())  # fmt: skip
+            stale = make_fault({"endpoint": "okx", "kind": "stale"})
+            sim.simulator.faults.add(stale, sim.simulator.now_ms())
             first = await client.fetch_ticker("BTC/USDT")
             clock.advance(600)
             second = await client.fetch_ticker("BTC/USDT")
