@@ -24,9 +24,10 @@ KIND_NAMES = ("429", "418", "500", "503", "slow", "timeout", "truncated", "empty
 
 def configure(parser: argparse.ArgumentParser) -> None:
     from sim._market import DEFAULT_SYMBOLS
-    from sim._server import DEFAULT_PORT
+    from sim._server import DEFAULT_PORT, HOST
 
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="listen port on 127.0.0.1")
+    parser.add_argument("--host", default=HOST, help=f"bind address (default {HOST})")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="listen port")
     parser.add_argument("--seed", type=int, default=7, help="market seed (same seed, same path)")
     parser.add_argument("--symbols", type=int, default=DEFAULT_SYMBOLS, help="trading pairs")
     parser.add_argument(
@@ -91,7 +92,7 @@ def _fault(args: argparse.Namespace) -> int:
 async def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from sim._server import HOST, create_app
+    from sim._server import create_app
     from sim._state import SIM
 
     app = create_app(args.seed, args.symbols, args.speed)
@@ -99,15 +100,17 @@ async def _serve(args: argparse.Namespace) -> int:
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     try:
-        await web.TCPSite(runner, HOST, args.port).start()
+        await web.TCPSite(runner, args.host, args.port).start()
     except OSError as exc:
         await runner.cleanup()
-        print(f"warmfleet sim: cannot listen on {HOST}:{args.port}: {exc.strerror}; pick another "
-              "port with --port", file=sys.stderr)  # fmt: skip
+        where = f"{args.host}:{args.port}"
+        print(f"warmfleet sim: cannot listen on {where}: {exc.strerror}; pick another port "
+              "with --port", file=sys.stderr)  # fmt: skip
         return 1
     print(
         f"warmfleet sim: serving {args.symbols} pairs (seed {args.seed}, speed {args.speed:g}x) "
-        f"on http://{HOST}:{args.port}  (Binance /api/v3, OKX /api/v5, /admin/faults, /metrics)",
+        f"on http://{args.host}:{args.port}  "
+        "(Binance /api/v3, OKX /api/v5, /admin/faults, /metrics)",
         file=sys.stderr,
         flush=True,
     )

@@ -129,16 +129,7 @@ def test_fleet_processes_build_the_one_image(services: dict[str, Any]) -> None:
     assert len(images) == 1, f"every process runs the same image, got {images}"
 
 
-SIM_NO_HOST = pytest.mark.xfail(
-    strict=True,  # XPASS fails: drop this mark once `warmfleet sim --host` exists
-    reason="known gap: `warmfleet sim` binds 127.0.0.1 and has no --host, so other containers "
-    "cannot reach it; sim/_cli.py needs --host (default 127.0.0.1) like `warmfleet reader`",
-)
-
-
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=SIM_NO_HOST) if n == "sim" else n for n in sorted(PROCESSES)]
-)
+@pytest.mark.parametrize("name", sorted(PROCESSES))
 def test_process_command_is_a_real_cli_invocation(services: dict[str, Any], name: str) -> None:
     """The command parses with the real `warmfleet` argument parser (ENTRYPOINT is `warmfleet`).
 
