@@ -15,7 +15,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -82,6 +82,7 @@ class PhaseClock:
         renew_every_s: float = 1.5,
         poll_every_s: float = 1.0,
         watch_overview: bool = True,
+        kafka_options: Mapping[str, Any] | None = None,
     ) -> None:
         if not 0 < renew_every_s < lease_ttl_s:
             raise ValueError("renew_every_s must be positive and shorter than lease_ttl_s")
@@ -90,6 +91,7 @@ class PhaseClock:
         self.namespace = namespace
         self.keys = ControlKeys.for_fleet(key_prefix, namespace)
         self._bootstrap = bootstrap_servers
+        self._kafka_options = dict(kafka_options or {})  # security settings, never logged
         self._redis_url = redis_url
         self._lease_ttl_s = lease_ttl_s
         self._tick_s = min(renew_every_s, poll_every_s)
@@ -120,9 +122,12 @@ class PhaseClock:
         lease = LeaderLease(self._redis, self.keys.leader, self.owner, self._lease_ttl_s)
         overrides = OverrideStore(self._redis, self.keys.override)
         await ensure_topics(
-            self._bootstrap, [WARM_JOBS, CONTROL_PHASE, ANALYSIS_OVERVIEW], self.namespace
+            self._bootstrap,
+            [WARM_JOBS, CONTROL_PHASE, ANALYSIS_OVERVIEW],
+            self.namespace,
+            self._kafka_options,
         )
-        self._producer = idempotent_producer(self._bootstrap)
+        self._producer = idempotent_producer(self._bootstrap, self._kafka_options)
         await self._producer.start()
         self._scheduler.start(paused=True)
         watcher = asyncio.create_task(self._watch_volatility()) if self._watch_overview else None
@@ -360,6 +365,7 @@ class PhaseClock:
         while True:
             consumer = AIOKafkaConsumer(
                 bootstrap_servers=self._bootstrap,
+                **self._kafka_options,
                 group_id=None,
                 enable_auto_commit=False,
                 auto_offset_reset="latest",

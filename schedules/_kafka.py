@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -18,12 +19,17 @@ _TOPIC_ALREADY_EXISTS = 36
 
 
 async def ensure_topics(
-    bootstrap_servers: str | Sequence[str], specs: Sequence[TopicSpec], namespace: str = ""
+    bootstrap_servers: str | Sequence[str],
+    specs: Sequence[TopicSpec],
+    namespace: str = "",
+    kafka_options: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Create the topics that do not exist yet (partitions, compaction and retention from the
     catalog: an auto-created ``control.phase`` would not be compacted). Returns the names
     created. Safe to race with another process creating the same topic."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, request_timeout_ms=10000, **(kafka_options or {})
+    )
     try:
         await admin.start()
         existing = set(await admin.list_topics())
@@ -50,9 +56,13 @@ async def ensure_topics(
         await admin.close()
 
 
-def idempotent_producer(bootstrap_servers: str | Sequence[str]) -> AIOKafkaProducer:
+def idempotent_producer(
+    bootstrap_servers: str | Sequence[str], kafka_options: Mapping[str, Any] | None = None
+) -> AIOKafkaProducer:
+    """``kafka_options``: security settings (``Settings.kafka_client_options()``)."""
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
+        **(kafka_options or {}),
         enable_idempotence=True,
         acks="all",
         linger_ms=5,

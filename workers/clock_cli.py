@@ -139,6 +139,7 @@ async def _clock(settings: Settings, config: Any, lease_ttl: float, renew_every:
         key_prefix=settings.key_prefix,
         lease_ttl_s=lease_ttl,
         renew_every_s=renew_every,
+        kafka_options=settings.kafka_client_options(),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

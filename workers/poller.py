@@ -167,9 +167,11 @@ class PollerService:
 
         servers = list(self.settings.kafka_servers)
         specs = (WARM_JOBS, MARKET_TICKERS, MARKET_OHLCV, MARKET_BOOKS)
-        await ensure_topics(servers, specs, self.settings.namespace)
+        security = self.settings.kafka_client_options()
+        await ensure_topics(servers, specs, self.settings.namespace, security)
         self._producer = AIOKafkaProducer(
             bootstrap_servers=servers,
+            **security,
             enable_idempotence=True,
             acks="all",
             linger_ms=5,
@@ -178,6 +180,7 @@ class PollerService:
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=servers,
+            **security,
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset=self.offset_reset,
