@@ -4,7 +4,7 @@ same run: hit rate per tier, mean and p99 read latency.
 
 Goal (issue 3): >= 99 % overall hit rate and >= 10x lower mean latency than the baseline.
 
-    .venv/bin/python bench/bench_tiers_zipf.py [--reads 30000] [--rounds 3]
+    .venv/bin/python bench/bench_tiers_zipf.py [--reads 30000] [--rounds 3] [--readers 1]
         [--memcached memcached://127.0.0.1:11211] [--redis redis://127.0.0.1:6379/0]
 """
 
@@ -37,21 +37,29 @@ def zipf_reads(keys: list[str], n: int, seed: int) -> list[str]:
     return rng.choices(order, cum_weights=weights, k=n)
 
 
-async def measure(cache: Reader, reads: list[str]) -> dict[str, Any]:
+async def measure(cache: Reader, reads: list[str], readers: int = 1) -> dict[str, Any]:
+    """``readers`` concurrent readers share ``reads``; per-read latency as each reader sees it."""
     latencies: list[int] = []
     tiers: Counter[str] = Counter()
     clock = time.perf_counter_ns
-    for key in reads:
-        started = clock()
-        hit = await cache.get(key)
-        latencies.append(clock() - started)
-        tiers[hit.tier if hit is not None else "miss"] += 1
+
+    async def reader(share: list[str]) -> None:
+        for key in share:
+            started = clock()
+            hit = await cache.get(key)
+            latencies.append(clock() - started)
+            tiers[hit.tier if hit is not None else "miss"] += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(reader(reads[i::readers]) for i in range(readers)))
+    elapsed = time.perf_counter() - started
     latencies.sort()
     return {
         "mean_us": statistics.fmean(latencies) / 1000,
         "p99_us": latencies[int(len(latencies) * 0.99)] / 1000,
         "hit_rate": 1 - tiers["miss"] / len(reads),
         "tiers": {t: n / len(reads) for t, n in tiers.items()},
+        "reads_per_s": len(reads) / elapsed,
     }
 
 
@@ -59,7 +67,7 @@ def value(i: int) -> dict[str, Any]:
     return {"symbol": f"S{i}/USDT", "last": 100.0 + i, "bid": 99.5, "ask": 100.5, "vol": 1e6}
 
 
-async def main(reads_n: int, rounds: int, memcached_url: str, redis_url: str) -> None:
+async def main(reads_n: int, rounds: int, readers: int, memcached_url: str, redis_url: str) -> None:
     run = uuid.uuid4().hex[:8]
     ours_keys = [f"bz{run}:v2:market:ticker:15s:ex:S{i}" for i in range(N_KEYS)]
     direct_keys = [f"bd{run}:v2:market:ticker:15s:ex:S{i}" for i in range(N_KEYS)]
@@ -84,11 +92,11 @@ async def main(reads_n: int, rounds: int, memcached_url: str, redis_url: str) ->
         ours = MultiTierCache.from_urls(
             f"memory://?max_entries={L1_ENTRIES}", memcached_url, redis_url
         )
-        await measure(ours, [ours_keys[i] for i in warm])  # a reader process in steady state
+        await measure(ours, [ours_keys[i] for i in warm], readers)  # steady state first
         await ours.drain()
-        results["ours"].append(await measure(ours, [ours_keys[i] for i in timed]))
+        results["ours"].append(await measure(ours, [ours_keys[i] for i in timed], readers))
         await ours.close()
-        results["direct"].append(await measure(direct, [direct_keys[i] for i in timed]))
+        results["direct"].append(await measure(direct, [direct_keys[i] for i in timed], readers))
         o, d = results["ours"][-1], results["direct"][-1]
         print(f"round {r + 1}: MultiTierCache mean {o['mean_us']:7.1f} us "
               f"p99 {o['p99_us']:7.1f} us hit {o['hit_rate']:.2%} | "
@@ -99,8 +107,8 @@ async def main(reads_n: int, rounds: int, memcached_url: str, redis_url: str) ->
     def med(name: str, field: str) -> float:
         return statistics.median(x[field] for x in results[name])
 
-    print(f"\nZipf s={S}, {N_KEYS:,} keys, L1 {L1_ENTRIES:,} entries, {reads_n:,} timed reads "
-          f"x {rounds} rounds, medians:")  # fmt: skip
+    print(f"\nZipf s={S}, {N_KEYS:,} keys, L1 {L1_ENTRIES:,} entries, {readers} concurrent "
+          f"reader(s), {reads_n:,} timed reads x {rounds} rounds, medians:")  # fmt: skip
     for name, label in (("ours", "MultiTierCache"), ("direct", "DirectCacheAdapter")):
         share = {
             t: statistics.median(x["tiers"].get(t, 0.0) for x in results[name])
@@ -108,7 +116,8 @@ async def main(reads_n: int, rounds: int, memcached_url: str, redis_url: str) ->
         }
         print(f"  {label:<19} mean {med(name, 'mean_us'):8.1f} us  "
               f"p99 {med(name, 'p99_us'):8.1f} us  hit rate {med(name, 'hit_rate'):.2%}  by tier: "
-              + ", ".join(f"{t} {v:.1%}" for t, v in share.items()))  # fmt: skip
+              + ", ".join(f"{t} {v:.1%}" for t, v in share.items())
+              + f"  ({med(name, 'reads_per_s'):,.0f} reads/s)")  # fmt: skip
     ratio = med("direct", "mean_us") / med("ours", "mean_us")
     print(f"  mean latency ratio Direct / MultiTierCache: {ratio:.1f}x "
           f"(p99 ratio {med('direct', 'p99_us') / med('ours', 'p99_us'):.1f}x)")  # fmt: skip
@@ -120,7 +129,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reads", type=int, default=30_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--readers", type=int, default=1, help="concurrent readers (e.g. 32)")
     parser.add_argument("--memcached", default="memcached://127.0.0.1:11211")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
-    asyncio.run(main(args.reads, args.rounds, args.memcached, args.redis))
+    asyncio.run(main(args.reads, args.rounds, args.readers, args.memcached, args.redis))

@@ -115,13 +115,15 @@ class MemcachedTier:
 
     async def get_many(self, keys: Sequence[str]) -> list[Envelope | None]:
         out: list[Envelope | None] = [None] * len(keys)
+        groups = self._group(keys)
         try:
-            await asyncio.gather(
-                *(
-                    self._get_on(i, keys, positions, out)
-                    for i, positions in self._group(keys).items()
+            if len(groups) == 1:  # one server: no gather, no extra task
+                for i, positions in groups.items():
+                    await self._get_on(i, keys, positions, out)
+            else:
+                await asyncio.gather(
+                    *(self._get_on(i, keys, positions, out) for i, positions in groups.items())
                 )
-            )
         except (OSError, EOFError, asyncio.IncompleteReadError, ValueError) as exc:
             raise CacheUnavailable(self.name, "get", type(exc).__name__) from exc
         return out
@@ -130,8 +132,15 @@ class MemcachedTier:
         self, index: int, keys: Sequence[str], positions: list[int], out: list[Envelope | None]
     ) -> None:
         wanted = list(dict.fromkeys(keys[p].encode() for p in positions))
-        async with self._conn(index) as conn:
+        pool = self._clients[index]._pool  # inlined self._conn(): this is the read hot path
+        conn = await pool.acquire()
+        try:
             found = await _fetch(conn, wanted, with_cas=False)
+        except BaseException:
+            conn.reader.set_exception(_Abandoned("connection abandoned mid-command"))
+            raise
+        finally:
+            pool.release(conn)
         for p in positions:
             hit = found.get(keys[p].encode())
             if hit is not None:

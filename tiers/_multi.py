@@ -2,10 +2,11 @@
 
 * **Writes** go to all tiers concurrently, each with its own TTL from the ``TTLPolicy``;
   every tier refuses an ``as_of`` older than the one it holds.
-* **Reads** answer from L1 with a dict lookup. A miss joins the next *batch*: all keys
-  missed in the same event-loop tick share one multi-get per lower tier, and concurrent
-  misses on one key share one lookup (single-flight). A lower-tier hit is promoted upward
-  with a TTL no longer than what is left at the source.
+* **Reads** answer from L1 with a dict lookup. Misses are batched naturally: a miss goes
+  out at once unless ``max_batches`` lookups are in flight, else it queues and the queue
+  goes out as one multi-get per lower tier when a lookup returns; concurrent misses on one
+  key share one lookup (single-flight). A lower-tier hit is promoted upward with a TTL no
+  longer than what is left at the source.
 * **Failure isolation**: every L2/L3 call has a timeout and goes through the tier's
   circuit breaker; a tier that fails is skipped — counted, logged once per state change,
   probed back in — and readers never see its exceptions.
@@ -89,6 +90,7 @@ class MultiTierCache:
         source: str = "",
         max_value_bytes: int = DEFAULT_MAX_BYTES,
         invalidation_channel: str | None = DEFAULT_CHANNEL,
+        max_batches: int = 2,
     ) -> None:
         if not tiers:
             raise ConfigError("tiers", tiers, "needs at least one tier")
@@ -107,6 +109,9 @@ class MultiTierCache:
         self.source = source
         self.max_value_bytes = max_value_bytes
         self.channel = invalidation_channel
+        if max_batches < 1:
+            raise ConfigError("max_batches", max_batches, "must be >= 1")
+        self.max_batches = max_batches
         self.id = uuid.uuid4().hex[:12]
         self._levels = levels
         first = tiers[0]
@@ -129,7 +134,7 @@ class MultiTierCache:
         self._queued: dict[str, _Pending] = {}
         self._inflight: dict[str, _Pending] = {}
         self._deleted_in_flight: set[str] = set()
-        self._leading = False
+        self._running = 0  # lookups in flight
         self._tasks: set[asyncio.Task[Any]] = set()
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
@@ -221,38 +226,41 @@ class MultiTierCache:
         return fut
 
     async def _lead(self) -> None:
-        """The first reader to queue a miss leads the batch: it yields once so every reader
-        missing in this loop tick can join, then fetches for all of them itself (no extra
-        task, no extra wake-up on the common sequential path)."""
-        if self._leading or not self._queued:
+        """Natural batching: a miss goes out at once unless ``max_batches`` lookups are
+        already in flight; then it waits in the queue, and the queue goes out as ONE batch
+        (one multi-get per tier) as soon as a lookup finishes. A lone reader pays no added
+        latency; many concurrent readers share a round trip."""
+        if self._running >= self.max_batches or not self._queued:
             return
-        self._leading = True
+        batch = self._take()
         try:
-            await asyncio.sleep(0)
+            found = await self._lookup(batch)
         except asyncio.CancelledError:
-            self._leading = False
-            self._spawn(self._lead())  # someone else's reads are queued behind us
+            # our reader gave up; the others in the batch still get their answer
+            self._spawn(self._lookup_and_finish(batch))
             raise
-        self._leading = False
+        self._finish(batch, found)
+
+    def _take(self) -> dict[str, _Pending]:
         batch, self._queued = self._queued, {}
-        if not batch:
-            return
+        self._running += 1
         for key, pending in batch.items():
             self._inflight[key] = pending
         self.served["batches"] += 1
         self.served["batched_keys"] += len(batch)
-        try:
-            found = await self._lookup(batch)
-        except asyncio.CancelledError:
-            # our reader gave up; the others still get their answer
-            self._spawn(self._fetch(batch))
-            raise
+        return batch
+
+    async def _lookup_and_finish(self, batch: dict[str, _Pending]) -> None:
+        self._finish(batch, await self._lookup(batch))
+
+    def _finish(
+        self, batch: dict[str, _Pending], found: dict[str, list[tuple[int, Envelope]]]
+    ) -> None:
+        self._running -= 1
         self._resolve(batch, found)
         self._promote(found)
-
-    async def _fetch(self, batch: dict[str, _Pending]) -> None:
-        self._resolve(batch, found := await self._lookup(batch))
-        self._promote(found)
+        if self._queued and not self._closed:
+            self._spawn(self._lead())  # the readers that queued behind this batch
 
     async def _lookup(self, batch: dict[str, _Pending]) -> dict[str, list[tuple[int, Envelope]]]:
         """Walk L2 then L3 with one multi-get each for the keys still unanswered."""
@@ -611,6 +619,10 @@ class MultiTierCache:
                 await self.drain()
         for task in list(self._tasks):
             task.cancel()
+        for pending in [*self._inflight.values(), *self._queued.values()]:
+            for fut, _floor in pending.waiters:
+                if not fut.done():
+                    fut.set_result(None)  # closing: readers still waiting get a miss
         _metrics.retire(self)
         for tier in self.tiers:
             try:
