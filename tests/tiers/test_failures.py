@@ -98,7 +98,7 @@ async def test_a_frozen_tier_times_out_is_skipped_then_returns(
     private_server: Callable[[str], PrivateServer], prefix: str
 ) -> None:
     mc, rd = private_server("memcached"), private_server("redis")
-    cache = make_cache(mc.url, rd.url, cooldown_s=1.0)
+    cache = make_cache(mc.url, rd.url, cooldown_s=2.0)
     ks = keys(prefix, 4)
     try:
         await cache.set_many([Write(k, i, "default", 100) for i, k in enumerate(ks)])
@@ -108,16 +108,16 @@ async def test_a_frozen_tier_times_out_is_skipped_then_returns(
             (i, "redis") for i in range(4)
         ]
         stats = cache.stats()["memcached"]
-        # two timeouts open the breaker (a promotion racing the second read may add one) ...
-        assert 2 <= stats["errors"] <= 3
-        assert stats["skipped"] >= 2  # ... and later reads did not wait on it
+        # two timeouts open the breaker (a promotion racing a read may add one more) ...
+        assert stats["errors"] >= 2 and stats["breaker"] != "closed"
+        assert stats["skipped"] >= 1  # ... and later calls did not wait on it
         mc.thaw()
 
         async def back() -> bool:
             hit = await cache.get(ks[0])
             return hit is not None and hit.tier == "memcached"
 
-        await until(back, "memcached answers again")
+        await until(back, "memcached answers again", tries=200)
     finally:
         await cache.close()
 
