@@ -568,7 +568,7 @@ class MultiTierCache:
         mine = self.id.encode()
         backoff, lost = 0.1, False
         while not self._closed:
-            pubsub = redis.client.pubsub()
+            pubsub = redis.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
                 if lost:

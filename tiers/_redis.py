@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -56,6 +57,7 @@ class RedisTier:
         self.url = url
         self.cluster = cluster
         self.corrupt = 0
+        self._subscriber: Redis | None = None
         no_retry = Retry(NoBackoff(), 0)  # the cache's breaker decides about retrying
         self.client: Redis | RedisCluster
         if cluster:
@@ -124,7 +126,10 @@ class RedisTier:
         pipe = self.client.pipeline(transaction=False)
         for p in positions:
             item = items[p]
-            pipe.evalsha(
+            # execute_command: redis-py's cluster pipeline blocks the evalsha() helper but
+            # routes a raw EVALSHA by its key
+            pipe.execute_command(
+                "EVALSHA",
                 SET_IF_NEWER_SHA,
                 1,
                 item.key,
@@ -152,6 +157,16 @@ class RedisTier:
         except DRIVER_ERRORS as exc:
             raise CacheUnavailable(self.name, "publish", type(exc).__name__) from exc
 
+    def pubsub(self) -> PubSub:
+        """A pub/sub connection. In a cluster, PUBLISH reaches every node, so one plain
+        connection to a seed node hears all channels (redis-py's cluster pub/sub does not
+        cope with our reconnect loop)."""
+        if isinstance(self.client, RedisCluster):
+            if self._subscriber is None:
+                self._subscriber = Redis.from_url(self.url, retry=Retry(NoBackoff(), 0))
+            return self._subscriber.pubsub()
+        return self.client.pubsub()
+
     async def pttl_ms(self, key: str) -> int:
         """Milliseconds left for ``key`` (-2 absent, -1 no expiry); for tests and tools."""
         try:
@@ -161,6 +176,8 @@ class RedisTier:
 
     async def close(self) -> None:
         try:
+            if self._subscriber is not None:
+                await self._subscriber.aclose()
             await self.client.aclose()
         except DRIVER_ERRORS:
             log.debug("redis_close_failed")
