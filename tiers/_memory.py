@@ -84,8 +84,11 @@ class MemoryTier:
         entry = self.data.get(key)
         return None if entry is None else entry.deadline - self.clock()
 
-    def put(self, key: str, envelope: Envelope, ttl_s: float) -> Hit | None:
-        """Store unless a live entry has a newer ``as_of``; the stored entry, or None."""
+    def put(
+        self, key: str, envelope: Envelope, ttl_s: float, *, expires_at: int | None = None
+    ) -> Hit | None:
+        """Store unless a live entry has a newer ``as_of`` or the admission filter keeps a new
+        key out; the stored entry, or None. ``expires_at`` overrides the envelope's."""
         now = self.clock()
         data = self.data
         old = data.get(key)
@@ -96,7 +99,8 @@ class MemoryTier:
             return None
         entry = Hit(
             envelope.value, envelope.as_of, None, "memory", envelope.written_at,
-            envelope.source, envelope.schema, envelope.expires_at,
+            envelope.source, envelope.schema,
+            envelope.expires_at if expires_at is None else expires_at,
         )  # fmt: skip
         entry.deadline = now + ttl_s
         data[key] = entry

@@ -331,7 +331,7 @@ class MultiTierCache:
             if self._l1 is not None:
                 ttl = self.policy.ttl_for(data_type, TierLevel.L1, deepest=False)
                 ttl = ttl if left is None else min(ttl, left)
-                if self._l1.put(key, env.with_expiry(now + int(ttl * 1000)), ttl) is not None:
+                if self._l1.put(key, env, ttl, expires_at=now + int(ttl * 1000)) is not None:
                     self._l1_stats.promotions += 1
             if index == 0:
                 continue
