@@ -17,7 +17,7 @@ install: $(BIN)/.installed
 
 demo: install
 	$(BIN)/warmfleet stack up
-	$(BIN)/warmfleet stack status
+	$(BIN)/warmfleet run --phase market_hours
 
 test: install lint deploy-check
 	$(BIN)/warmfleet stack exec -- $(BIN)/pytest $(PYTEST_ARGS)
