@@ -83,6 +83,7 @@ class MemcachedTier:
         self._ring = HashRing(self.servers, vnodes)
         self.corrupt = 0
         self.cas_conflicts = 0
+        self.refused = 0  # items the server refused (SERVER_ERROR), the tier staying healthy
 
     def __repr__(self) -> str:
         return f"MemcachedTier(servers={list(self.servers)!r})"
@@ -209,11 +210,19 @@ class MemcachedTier:
                 await conn.writer.drain()
                 retry: list[int] = []
                 for p in sent:
-                    line = await _readline(conn)
+                    line = await _readline(conn, item_errors=True)
                     if line == b"STORED\r\n":
                         out[p] = True
                     elif line in (b"EXISTS\r\n", b"NOT_STORED\r\n", b"NOT_FOUND\r\n"):
                         retry.append(p)  # someone wrote (or it expired) between gets and cas
+                    elif line.startswith(b"SERVER_ERROR"):
+                        # e.g. "object too large for cache" (a server with a small -I): this
+                        # item is refused, the tier is fine
+                        self.refused += 1
+                        log.warning(
+                            "memcached_item_refused", key=items[p].key,
+                            reply=line.decode("latin-1").strip(),
+                        )  # fmt: skip
                     else:
                         raise MemcachedProtocolError(f"store reply {line[:80]!r}")
                 pending = retry
@@ -244,10 +253,14 @@ class MemcachedTier:
             await client.close()
 
 
-async def _readline(conn: Connection) -> bytes:
+async def _readline(conn: Connection, *, item_errors: bool = False) -> bytes:
+    """One reply line; error replies raise, except SERVER_ERROR when ``item_errors`` (a
+    per-item refusal such as an oversize value, which the caller handles)."""
     line = await conn.reader.readline()
     if not line.endswith(b"\r\n"):
         raise asyncio.IncompleteReadError(line, None)
+    if item_errors and line.startswith(b"SERVER_ERROR"):
+        return line
     if line.startswith((b"SERVER_ERROR", b"CLIENT_ERROR", b"ERROR")):
         raise MemcachedProtocolError(line[:120].decode("latin-1").strip())
     return line

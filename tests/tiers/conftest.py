@@ -28,8 +28,9 @@ def free_port() -> int:
 class PrivateServer:
     """A redis-server or memcached of our own on a free port: start, stop, freeze, thaw."""
 
-    def __init__(self, kind: str, data_dir: Path) -> None:
+    def __init__(self, kind: str, data_dir: Path, extra: tuple[str, ...] = ()) -> None:
         self.kind = kind
+        self.extra = list(extra)  # more server flags, e.g. ("-I", "1k") for memcached
         self.port = free_port()
         self.data_dir = data_dir
         self.proc: subprocess.Popen[bytes] | None = None
@@ -49,7 +50,9 @@ class PrivateServer:
             if self.kind == "redis"
             else memcached_command(self.port)
         )
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            cmd + self.extra, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 10
         while not self._answers():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -77,11 +80,11 @@ class PrivateServer:
 
 
 @pytest.fixture
-def private_server(tmp_path: Path) -> Iterator[Callable[[str], PrivateServer]]:
+def private_server(tmp_path: Path) -> Iterator[Callable[..., PrivateServer]]:
     servers: list[PrivateServer] = []
 
-    def make(kind: str) -> PrivateServer:
-        server = PrivateServer(kind, tmp_path)
+    def make(kind: str, *extra: str) -> PrivateServer:
+        server = PrivateServer(kind, tmp_path, extra)
         server.start()
         servers.append(server)
         return server

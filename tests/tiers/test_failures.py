@@ -187,3 +187,25 @@ async def test_two_memcached_servers_share_the_keys(
         assert 50 < on_one < 150  # spread over both servers
     finally:
         await cache.close()
+
+
+async def test_an_item_memcached_refuses_does_not_trip_its_breaker(
+    private_server: Callable[..., PrivateServer], prefix: str, redis_url: str
+) -> None:
+    # a server that refuses items over 4 KiB
+    small_items = private_server("memcached", "-I", "4096", "-o", "slab_chunk_max=2048")
+    cache = make_cache(small_items.url, redis_url)
+    big, small = keys(prefix, 2)
+    try:
+        written = await cache.set(big, "x" * 10_000, data_type="default", as_of=1)
+        assert set(written) == {"redis"}
+        assert cache.tiers[0].refused == 1  # type: ignore[attr-defined]
+        assert set(await cache.set(small, "x", data_type="default", as_of=1)) == {
+            "memcached", "redis",
+        }  # fmt: skip
+        stats = cache.stats()["memcached"]
+        assert stats["errors"] == 0 and stats["breaker"] == "closed"
+        hit = await cache.get(big)
+        assert hit is not None and hit.tier == "redis" and len(hit.value) == 10_000
+    finally:
+        await cache.close()
