@@ -42,7 +42,16 @@ class PrivateServer:
         return f"memcached://127.0.0.1:{self.port}"
 
     def _answers(self) -> bool:
-        return redis_answers(self.port) if self.kind == "redis" else memcached_answers(self.port)
+        if self.kind != "redis":
+            return memcached_answers(self.port)
+        if redis_answers(self.port):
+            return True
+        try:  # a server with --requirepass answers PING with -NOAUTH: up all the same
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(64).startswith(b"-NOAUTH")
+        except OSError:
+            return False
 
     def start(self) -> None:
         cmd = (

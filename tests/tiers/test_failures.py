@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
+from structlog.testing import capture_logs
 
 from tests.tiers.conftest import PrivateServer, steady_policy
 from tiers import MultiTierCache, Write
@@ -209,3 +210,22 @@ async def test_an_item_memcached_refuses_does_not_trip_its_breaker(
         assert hit is not None and hit.tier == "redis" and len(hit.value) == 10_000
     finally:
         await cache.close()
+
+
+async def test_redis_with_a_password(
+    private_server: Callable[..., PrivateServer], prefix: str
+) -> None:
+    rd = private_server("redis", "--requirepass", "s3cret")
+    good = make_cache(f"redis://:s3cret@127.0.0.1:{rd.port}/0")
+    bad = make_cache(f"redis://:wrong@127.0.0.1:{rd.port}/0")
+    key = keys(prefix, 1)[0]
+    try:
+        assert set(await good.set(key, 1, data_type="default", as_of=1)) == {"redis"}
+        assert (await good.get(key)).value == 1  # type: ignore[union-attr]
+        with capture_logs() as logs:
+            assert await bad.get(key) is None  # refused by the server: a miss, no exception
+        assert bad.stats()["redis"]["errors"] == 1
+        assert "s3cret" not in repr(logs) and "wrong" not in repr(logs)
+    finally:
+        await good.close()
+        await bad.close()
