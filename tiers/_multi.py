@@ -29,6 +29,7 @@ import structlog
 
 from tiers import _metrics
 from tiers._breaker import CircuitBreaker
+from tiers._deadline import Watchdog
 from tiers._envelope import (
     DEFAULT_MAX_BYTES,
     Body,
@@ -135,6 +136,7 @@ class MultiTierCache:
         self._inflight: dict[str, _Pending] = {}
         self._deleted_in_flight: set[str] = set()
         self._running = 0  # lookups in flight
+        self._watchdog = Watchdog()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
@@ -511,8 +513,7 @@ class MultiTierCache:
             return False, None
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(limit_s):
-                result = await fn(*args)
+            result = await self._watchdog.run(fn(*args), limit_s)
         except (CacheError, TimeoutError) as exc:
             self._failed(slot, op, exc)
             return False, None
@@ -624,6 +625,7 @@ class MultiTierCache:
                 if not fut.done():
                     fut.set_result(None)  # closing: readers still waiting get a miss
         _metrics.retire(self)
+        self._watchdog.close()
         for tier in self.tiers:
             try:
                 async with asyncio.timeout(2.0):
