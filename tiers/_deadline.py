@@ -31,6 +31,7 @@ class Watchdog:
             async with asyncio.timeout(limit_s):
                 return await awaitable
         loop = asyncio.get_running_loop()
+        cancelling_before = task.cancelling()
         self._deadlines[task] = loop.time() + limit_s
         if self._handle is None:
             self._handle = loop.call_later(self.tick_s, self._tick, loop)
@@ -39,9 +40,9 @@ class Watchdog:
         except asyncio.CancelledError:
             if task in self._expired:
                 self._expired.discard(task)
-                task.uncancel()
-                raise TimeoutError(f"no answer within {limit_s:g} s") from None
-            raise
+                if task.uncancel() <= cancelling_before:  # only our cancel: a timeout
+                    raise TimeoutError(f"no answer within {limit_s:g} s") from None
+            raise  # someone else cancelled the task too (or only they did)
         finally:
             del self._deadlines[task]
             self._expired.discard(task)
