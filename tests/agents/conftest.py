@@ -22,6 +22,7 @@ from topics import CONTROL_PHASE, MARKET_OHLCV, MARKET_TICKERS, key_for, symbol_
 from workers.agents import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[2]
+LOGLEVEL = os.environ.get("AGENTS_TEST_LOGLEVEL", "info")  # Faust's own log level in workers
 
 
 def free_port() -> int:
@@ -36,7 +37,7 @@ class Worker:
         self.metrics_port = free_port()
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "workers.cli", "worker"],
+                [sys.executable, "-m", "workers.cli", "worker", "-l", LOGLEVEL],
                 env={**env, "WARMFLEET_METRICS_PORT": str(self.metrics_port)},
                 cwd=ROOT,
                 stdout=out,
@@ -75,7 +76,9 @@ def start_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Callabl
     workers: list[Worker] = []
 
     def start() -> Worker:
-        worker = Worker(worker_env, tmp_path / f"worker{len(workers)}.log")
+        logs = Path(os.environ.get("AGENTS_TEST_LOGS", tmp_path))
+        name = f"{worker_env['WARMFLEET_NAMESPACE']}worker{len(workers)}.log"
+        worker = Worker(worker_env, logs / name)
         workers.append(worker)
         return worker
 

@@ -218,14 +218,21 @@ async def test_a_stopped_worker_is_replaced_without_losing_or_double_counting(
 
     await eventually(some_progress)
     assert await asyncio.to_thread(first.stop, sig) in (0, -sig, 128 + sig)
-    start_worker()
+    second = start_worker()
     await feeding
 
-    async def all_counted() -> list[int] | None:
-        counts = [await observations(redis_client, k) for k in keys]
-        return counts if all(c >= per_symbol for c in counts) else None
+    seen: list[int] = []
 
-    counts = await eventually(all_counted, timeout_s=90)
+    async def all_counted() -> list[int] | None:
+        seen[:] = [await observations(redis_client, k) for k in keys]
+        return list(seen) if all(c >= per_symbol for c in seen) else None
+
+    try:
+        counts = await eventually(all_counted, timeout_s=60)
+    except AssertionError:
+        metrics = await asyncio.to_thread(second.metrics)
+        events = [ln for ln in metrics.splitlines() if ln.startswith("warmfleet_agent_")]
+        raise AssertionError(f"observations per symbol: {seen}; {events}") from None
     assert counts == [per_symbol] * len(symbols)  # nothing lost, nothing counted twice
     for key in keys:
         env = await cached(redis_client, key)

@@ -40,7 +40,6 @@ def install(app: faust.App, settings: Settings) -> Runtime:
 
     @app.task
     async def follow_phase() -> None:
-        await ensure_topics(settings.kafka_servers, settings.namespace)
         await rt.phase.run()
 
     if settings.metrics_port:

@@ -9,8 +9,8 @@ under at-least-once delivery:
    replays and reorders never double count or regress;
 2. fold the rest into per-key states (only the newest state per key leaves the batch);
 3. write every tier in one ``set_many`` per data type;
-4. publish ``analysis.symbols`` and wait until Kafka has it;
-5. only then set the table keys (their changelog records the state as done).
+4. publish ``analysis.symbols`` (queued on the producer, not awaited);
+5. set the table keys (their changelog records the state as done).
 
 Faust acks the batch after the body returns, and commits offsets only after flushing the
 producer, so the changelog is never behind a committed offset. A replay after a crash
@@ -221,8 +221,7 @@ class SymbolAgents:
             WRITE_ERRORS.labels(type(exc).__name__).inc()
             log.error("cache_write_failed", error=str(exc), keys=len(states))
         WRITE_SECONDS.observe(time.perf_counter() - started)
-        sent = [
+        # Not awaiting delivery: the producer is flushed before any offset commit, so a
+        # record can only be missing after a SIGKILL, and then a newer one supersedes it.
+        for key, a in analyses:
             await self.analyses.send(key=key.encode(), value=record_bytes(SymbolAnalysis, a))
-            for key, a in analyses
-        ]
-        await asyncio.gather(*sent)

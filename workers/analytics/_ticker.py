@@ -7,7 +7,7 @@ agent decides which observations count (``as_of_ms`` strictly newer than the sta
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 #: RiskMetrics decay for the EWMA variance of log returns (per observation)
@@ -62,7 +62,8 @@ class TickerState:
         return math.sqrt(self.variance)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # not dataclasses.asdict: that deep-copies every field, and this runs per event
+        return {name: getattr(self, name) for name in self.__slots__}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TickerState:

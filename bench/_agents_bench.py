@@ -1,0 +1,114 @@
+"""Shared helpers of the agents benchmarks (not a benchmark itself)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from topics import MARKET_TICKERS, symbol_key
+from workers.agents import ensure_topics
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOTSTRAP = os.environ.get("WARMFLEET_KAFKA_URL", "kafka://127.0.0.1:9092").split("://")[-1]
+T0 = 1_700_000_000_000
+
+
+def namespace() -> str:
+    return f"b{uuid.uuid4().hex[:8]}."
+
+
+def ticker(symbol: str, last: float, as_of_ms: int) -> bytes:
+    return orjson.dumps({
+        "exchange": "binance", "symbol": symbol, "last": last, "bid": last * 0.9999,
+        "ask": last * 1.0001, "high": None, "low": None, "open": None, "base_volume": 10.0,
+        "quote_volume": 10.0 * last, "change_pct": 1.0, "as_of_ms": as_of_ms,
+        "received_ms": as_of_ms, "__faust": {"ns": "topics.records.Ticker"},
+    })  # fmt: skip
+
+
+async def producer() -> AIOKafkaProducer:
+    prod = AIOKafkaProducer(
+        bootstrap_servers=BOOTSTRAP, acks="all", linger_ms=5, max_batch_size=512 * 1024
+    )
+    await prod.start()
+    return prod
+
+
+async def preload(ns: str, events: int, symbols: int) -> None:
+    """``events`` tickers round-robin over ``symbols`` symbols, as_of increasing."""
+    await ensure_topics(BOOTSTRAP, ns)
+    prod = await producer()
+    topic = MARKET_TICKERS.named(ns)
+    try:
+        for i in range(events):
+            symbol = f"S{i % symbols:04d}/USDT"
+            price = 100.0 + (i * 7919 % 1000) / 100.0
+            await prod.send(
+                topic, ticker(symbol, price, T0 + i // symbols),
+                key=symbol_key("binance", symbol).encode(),
+            )  # fmt: skip
+        await prod.flush()
+    finally:
+        await prod.stop()
+
+
+def spawn(argv: list[str], ns: str, metrics_port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARMFLEET_")}
+    env.update(
+        WARMFLEET_NAMESPACE=ns, WARMFLEET_KEY_PREFIX=ns.rstrip("."),
+        WARMFLEET_METRICS_PORT=str(metrics_port), WARMFLEET_LOG_FORMAT="json",
+        WARMFLEET_LOG_LEVEL="WARNING", BENCH_NAMESPACE=ns,
+    )  # fmt: skip
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, *argv], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def counter(port: int, name: str) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return 0.0
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") or line.startswith(name + " ")
+    )
+
+
+async def rate(port: int, name: str, expected: int, timeout_s: float = 120.0) -> float:
+    """Events/s between the first counted event and ``expected`` counted events."""
+    deadline = time.monotonic() + timeout_s
+    started: tuple[float, float] | None = None
+    while time.monotonic() < deadline:
+        seen = counter(port, name)
+        now = time.monotonic()
+        if started is None and seen > 0:
+            started = (now, seen)
+        if seen >= expected and started is not None:
+            return (seen - started[1]) / max(now - started[0], 1e-9)
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"{name} did not reach {expected} in {timeout_s} s")
