@@ -65,6 +65,7 @@ class PrivateServer:
         deadline = time.monotonic() + 10
         while not self._answers():
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()  # never leave a half-started server behind
                 raise RuntimeError(f"private {self.kind} on {self.port} did not start")
             time.sleep(0.02)
 
