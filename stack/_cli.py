@@ -77,7 +77,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                 help="print nothing; exit 0 only when every server runs",
             )
         if action == "exec":
-            p.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
+            p.add_argument(
+                "argv",
+                nargs=argparse.REMAINDER,
+                metavar="COMMAND",
+                help="the command to run, after --",
+            )
 
 
 def _print_status(info: dict[str, Any]) -> None:
@@ -115,7 +120,9 @@ def run(args: argparse.Namespace) -> int:
                 _print_status(info)
             return 0
         # exec
-        command = [c for c in args.command if c != "--"] if args.command else []
+        command = list(args.argv)
+        if command[:1] == ["--"]:
+            command = command[1:]
         if not command:
             raise StackError("exec needs a command: `warmfleet stack exec -- pytest`")
         was_running = status(cfg)["running"]

@@ -93,3 +93,33 @@ def test_bad_port_value_names_the_flag(stack_dir: Path) -> None:
     result = _cli("up", "--redis-port", "seventy", stack_dir=stack_dir)
     assert result.returncode == 2
     assert "--redis-port must be a port number, got 'seventy'" in result.stderr
+
+
+def test_exec_runs_with_the_stack_and_stops_what_it_started(stack_dir: Path) -> None:
+    redis_port, memcached_port = _free_port(), _free_port()
+    probe = (
+        "import os, sys; print(os.environ['WARMFLEET_REDIS_URL'], "
+        "os.environ['WARMFLEET_MEMCACHED_URL']); sys.exit(7)"
+    )
+    result = _cli(
+        "exec",
+        "--only",
+        "redis,memcached",
+        "--redis-port",
+        str(redis_port),
+        "--memcached-port",
+        str(memcached_port),
+        "--",
+        sys.executable,
+        "-c",
+        probe,
+        stack_dir=stack_dir,
+    )
+    assert result.returncode == 7, result.stderr  # the command's own exit code
+    assert result.stdout.split() == [
+        f"redis://127.0.0.1:{redis_port}/0",
+        f"memcached://127.0.0.1:{memcached_port}",
+    ]
+    assert "redis: stopping" in result.stderr  # it started them, so it stops them
+    after = json.loads(_cli("status", "--json", stack_dir=stack_dir).stdout)
+    assert after["processes"] == {}
