@@ -1,3 +1,3 @@
-from tests.tiers.conftest import private_server
+from tests._servers import private_server
 
 __all__ = ["private_server"]

@@ -11,7 +11,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from readers import create_app
-from tests.tiers.conftest import PrivateServer
+from tests._servers import PrivateServer
 from tiers import MultiTierCache
 from topics import key_for
 

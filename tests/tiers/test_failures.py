@@ -10,7 +10,8 @@ from collections.abc import Callable
 import pytest
 from structlog.testing import capture_logs
 
-from tests.tiers.conftest import PrivateServer, steady_policy
+from tests._servers import PrivateServer
+from tests.tiers.conftest import steady_policy
 from tiers import MultiTierCache, Write
 from tiers._envelope import now_ms
 

@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 from structlog.testing import capture_logs
 
-from tests.tiers.conftest import PrivateServer
+from tests._servers import PrivateServer
 from tiers import MultiTierCache
 
 

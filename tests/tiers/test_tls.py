@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tiers.conftest import free_port
+from tests._servers import free_port
 from tiers import MultiTierCache, RedisTier
 
 pytestmark = pytest.mark.integration

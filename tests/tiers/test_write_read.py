@@ -296,7 +296,7 @@ async def test_direct_adapter_is_the_old_behaviour(
 
 
 async def test_no_tier_reachable_on_write_is_an_error(tmp_path: object) -> None:
-    from tests.tiers.conftest import free_port
+    from tests._servers import free_port
 
     cache = MultiTierCache.from_urls(f"redis://127.0.0.1:{free_port()}/0")
     try:
