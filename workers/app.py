@@ -10,12 +10,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import faust
+import structlog
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 from mode.services import WaitResults
 
 from topics import CATALOG
 from workers.agents import OVERVIEW_PARTS, Runtime, ensure_topics, install
 from workers.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 
 class _Producer(faust_aiokafka.Producer):
@@ -47,6 +51,23 @@ class _Consumer(faust_aiokafka.Consumer):
             result = await coros[0]
             return WaitResults([coros[0]], [result], False)
         return await super().wait_first(*coros, timeout=timeout)
+
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        # never commit past what the agents processed (see workers/agents/_progress.py)
+        runtime: Runtime | None = getattr(self.app, "runtime", None)
+        if runtime is not None:
+            asked = offsets
+            offsets = runtime.progress.clamp(offsets, self.app.consumer_generation_id)
+            log.debug(
+                "offsets_commit",
+                asked={f"{tp.partition}": o for tp, o in asked.items() if "tickers" in tp.topic},
+                clamped={
+                    f"{tp.partition}": o for tp, o in offsets.items() if "tickers" in tp.topic
+                },
+            )
+            if not offsets:
+                return False
+        return bool(await super()._commit(offsets))
 
 
 class _Transport(faust_aiokafka.Transport):

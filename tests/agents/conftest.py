@@ -67,6 +67,7 @@ def worker_env(namespace: str, stack_urls: Any) -> dict[str, str]:
         WARMFLEET_REDIS_URL=stack_urls.redis_url,
         WARMFLEET_MEMCACHED_URL=stack_urls.memcached_url,
         WARMFLEET_LOG_FORMAT="json",
+        WARMFLEET_LOG_LEVEL=os.environ.get("AGENTS_TEST_WF_LOGLEVEL", "INFO"),
     )
     return env
 

@@ -108,6 +108,7 @@ class OverviewAgents:
             self.take(events)
             if self.ready():
                 await self.publish()
+            self.rt.progress.mark(events)
 
     def take(self, events: Sequence[EventT]) -> None:
         for event in events:

@@ -26,6 +26,7 @@ from topics import (
     key_for,
 )
 from workers.agents._phase import PhaseFollower
+from workers.agents._progress import Progress
 from workers.settings import Settings
 
 #: per-partition snapshots of the ticker table, merged into the overview by one agent
@@ -59,6 +60,8 @@ class Runtime:
         self.parts_topic = OVERVIEW_PARTS.named(ns)
         self.dead_letter_topic = DEAD_LETTER.named(ns)
         self.phase = PhaseFollower(",".join(settings.kafka_servers), CONTROL_PHASE.named(ns))
+        self.progress = Progress()
+        self.progress.guard(self.tickers_topic, self.ohlcv_topic, self.parts_topic)
         self.batch_max = 2000
         self.batch_within_s = 0.01
         self._cache: MultiTierCache | None = None

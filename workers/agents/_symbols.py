@@ -111,15 +111,19 @@ class SymbolAgents:
     async def analyse_tickers(self, stream: StreamT[bytes]) -> None:
         async for events in stream.take_events(self.rt.batch_max, within=self.rt.batch_within_s):
             await self.on_tickers(events)
+            self.rt.progress.mark(events)
 
     async def analyse_candles(self, stream: StreamT[bytes]) -> None:
         async for events in stream.take_events(self.rt.batch_max, within=self.rt.batch_within_s):
             await self.on_candles(events)
+            self.rt.progress.mark(events)
 
     # ---- batches ------------------------------------------------------------------------
 
     async def on_tickers(self, events: Sequence[EventT]) -> None:
         topic = self.rt.tickers_topic
+        if not events:
+            return
         EVENTS.labels(topic).inc(len(events))
         touched: dict[str, tuple[EventT, TickerState]] = {}
         for event in events:
@@ -148,6 +152,8 @@ class SymbolAgents:
 
     async def on_candles(self, events: Sequence[EventT]) -> None:
         topic = self.rt.ohlcv_topic
+        if not events:
+            return
         EVENTS.labels(topic).inc(len(events))
         touched: dict[str, tuple[EventT, CandleState]] = {}
         for event in events:
