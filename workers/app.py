@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -102,18 +103,49 @@ class AgentsApp(faust.App):
         await super().on_first_start()
         _drop_spinner_logging()
         settings = self.runtime.settings
-        await ensure_topics(settings.kafka_servers, settings.namespace, (*CATALOG, OVERVIEW_PARTS))
+        await ensure_topics(
+            settings.kafka_servers,
+            settings.namespace,
+            (*CATALOG, OVERVIEW_PARTS),
+            kafka_options=settings.kafka_client_options(),
+        )
 
     async def on_shutdown(self) -> None:
         await super().on_shutdown()
         await self.runtime.close()
 
 
+def _data_dir(app_id: str) -> Path:
+    """Faust's data dir, outside the working tree (it defaults to the current directory)."""
+    home = Path(os.environ.get("WARMFLEET_HOME", Path.home() / ".cache" / "warmfleet"))
+    path = home / "agents" / app_id
+    path.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
+    return path
+
+
+def _credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLCredentials | None:
+    options = settings.kafka_client_options()
+    if "sasl_mechanism" in options:
+        return faust.SASLCredentials(
+            username=options["sasl_plain_username"],
+            password=options["sasl_plain_password"],
+            mechanism=options["sasl_mechanism"],
+            ssl_context=options.get("ssl_context"),
+        )
+    if "ssl_context" in options:
+        return faust.SSLCredentials(options["ssl_context"])
+    return None
+
+
 def create_app(settings: Settings) -> AgentsApp:
+    app_id = f"{settings.namespace}warmfleet-agents"
     app = AgentsApp(
-        f"{settings.namespace}warmfleet-agents",
+        app_id,
         broker=settings.kafka_url,
-        store="memory://",  # tables recover from their changelog topics on start
+        broker_credentials=_credentials(settings),
+        datadir=_data_dir(app_id),
+        # memory:// tables recover from their changelog topics on start
+        store=settings.table_store,
         topic_replication_factor=1,
         topic_partitions=12,
         web_enabled=False,

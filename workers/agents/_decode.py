@@ -85,6 +85,15 @@ def _check_key(key: bytes | None, exchange: str, symbol: str) -> str:
 
 def decode_ticker(key: bytes | None, raw: bytes | None) -> tuple[str, TickerView]:
     """``(table key, ticker)`` from a ``market.tickers`` message."""
+    table_key, view, _ = decode_ticker_document(key, raw)
+    return table_key, view
+
+
+def decode_ticker_document(
+    key: bytes | None, raw: bytes | None
+) -> tuple[str, TickerView, dict[str, Any]]:
+    """``(table key, ticker, document)``: the document is the validated message as readers
+    get it from ``/v2/tickers`` (every field the poller sent, without Faust's metadata)."""
     obj = _object(raw)
     exchange, symbol = _text(obj, "exchange"), _text(obj, "symbol")
     if "/" not in symbol:
@@ -106,7 +115,8 @@ def decode_ticker(key: bytes | None, raw: bytes | None) -> tuple[str, TickerView
         change_pct=None if change is None else float(change),
         as_of_ms=_timestamp(obj, "as_of_ms"),
     )
-    return _check_key(key, exchange, symbol), view
+    document = {name: value for name, value in obj.items() if name != "__faust"}
+    return _check_key(key, exchange, symbol), view, document
 
 
 def decode_candles(key: bytes | None, raw: bytes | None) -> tuple[str, CandlesView]:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import orjson
 import structlog
@@ -29,8 +30,11 @@ DEFAULT_INTERVALS: Mapping[str, float] = {
 class PhaseFollower:
     """The latest ``PhaseChange``'s intervals; ``interval(data_type)`` never blocks."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, kafka_options: dict[str, Any] | None = None
+    ) -> None:
         self.bootstrap, self.topic = bootstrap, topic
+        self.kafka_options = kafka_options or {}  # security settings, never logged
         self.phase: str | None = None
         self.intervals: dict[str, float] = dict(DEFAULT_INTERVALS)
         self.changes = 0
@@ -63,6 +67,7 @@ class PhaseFollower:
             consumer = AIOKafkaConsumer(
                 self.topic,
                 bootstrap_servers=self.bootstrap,
+                **self.kafka_options,
                 group_id=None,
                 auto_offset_reset="earliest",
                 enable_auto_commit=False,

@@ -59,7 +59,11 @@ class Runtime:
         self.overview_topic = ANALYSIS_OVERVIEW.named(ns)
         self.parts_topic = OVERVIEW_PARTS.named(ns)
         self.dead_letter_topic = DEAD_LETTER.named(ns)
-        self.phase = PhaseFollower(",".join(settings.kafka_servers), CONTROL_PHASE.named(ns))
+        self.phase = PhaseFollower(
+            ",".join(settings.kafka_servers),
+            CONTROL_PHASE.named(ns),
+            settings.kafka_client_options(),
+        )
         self.progress = Progress()
         self.progress.guard(self.tickers_topic, self.ohlcv_topic, self.parts_topic)
         self.batch_max = 2000

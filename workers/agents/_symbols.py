@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import faust
@@ -31,7 +31,7 @@ from faust.types import EventT, StreamT
 from tiers import CacheError, Write
 from topics import ANALYSIS_SYMBOLS, DEAD_LETTER, MARKET_OHLCV, MARKET_TICKERS
 from topics.records import DeadLetter, SymbolAnalysis
-from workers.agents._decode import InvalidEvent, decode_candles, decode_ticker
+from workers.agents._decode import InvalidEvent, decode_candles, decode_ticker_document
 from workers.agents._metrics import EVENTS, STALE, TIER_WRITES, WRITE_ERRORS, WRITE_SECONDS
 from workers.agents._runtime import Runtime, current_event, now_ms, record_bytes
 from workers.analytics import (
@@ -126,10 +126,11 @@ class SymbolAgents:
             return
         EVENTS.labels(topic).inc(len(events))
         touched: dict[str, tuple[EventT, TickerState]] = {}
+        documents: dict[str, dict[str, Any]] = {}
         for event in events:
             message = event.message
             try:
-                key, view = decode_ticker(message.key, message.value)
+                key, view, document = decode_ticker_document(message.key, message.value)
             except InvalidEvent as exc:
                 await self.reject(event, exc)
                 continue
@@ -139,13 +140,14 @@ class SymbolAgents:
                 STALE.labels(topic).inc()
                 continue
             touched[key] = (event, observe_ticker(state, view))
+            documents[key] = document
         if not touched:
             return
         states: States = {
             key: (state, candles_state(self.candles.get(key)))
             for key, (_, state) in touched.items()
         }
-        await self.write_and_publish(states)
+        await self.write_and_publish(states, documents)
         for key, (event, state) in touched.items():
             with current_event(event):
                 self.ticks[key] = {**state.to_dict(), "partition": event.message.partition}
@@ -194,12 +196,17 @@ class SymbolAgents:
         )
         await send_dead_letter(self.dead, letter, exc.kind)
 
-    async def write_and_publish(self, states: States) -> None:
+    async def write_and_publish(
+        self, states: States, tickers: Mapping[str, dict[str, Any]] | None = None
+    ) -> None:
+        """Write each symbol's analysis, signals and (from the ticker agent) its latest ticker
+        through all tiers, then publish ``analysis.symbols``."""
         rt = self.rt
         computed = now_ms()
         analyses: list[tuple[str, dict[str, Any]]] = []
         volatility: list[Write] = []
         signals: list[Write] = []
+        latest: list[Write] = []
         for key, (ticks, candles) in states.items():
             analysis = symbol_analysis(ticks, candles, computed_ms=computed)
             ex, sym, as_of = analysis["exchange"], analysis["symbol"], analysis["as_of_ms"]
@@ -214,14 +221,22 @@ class SymbolAgents:
                 "as_of_ms": as_of, "computed_ms": computed,
             }  # fmt: skip
             signals.append(Write(rt.key("signals", ex, sym), summary, "signals", as_of, vol))
+            document = tickers.get(key) if tickers else None
+            if document is not None:
+                latest.append(
+                    Write(
+                        rt.key("tickers", ex, sym), document, "tickers", document["as_of_ms"], vol
+                    )
+                )
             analyses.append((key, analysis))
         started = time.perf_counter()
         try:
             answers = await asyncio.gather(
                 rt.cache.set_many(volatility, warm_interval=rt.interval("volatility")),
                 rt.cache.set_many(signals, warm_interval=rt.interval("signals")),
+                rt.cache.set_many(latest, warm_interval=rt.interval("tickers")),
             )
-            count_tier_writes(answers[0], answers[1])
+            count_tier_writes(*answers)
         except (CacheError, ValueError) as exc:
             # one bad value must not stop the stream; the tiers count their own failures
             WRITE_ERRORS.labels(type(exc).__name__).inc()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -18,11 +19,12 @@ async def ensure_topics(
     namespace: str = "",
     specs: Iterable[TopicSpec] = CATALOG,
     replication: int = 1,
+    kafka_options: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Create the missing ones; returns the names created. Existing topics are left alone
     (a broker's auto-created topic would have the wrong partition count, so create first)."""
     servers = bootstrap if isinstance(bootstrap, str) else ",".join(bootstrap)
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers, **(kafka_options or {}))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
