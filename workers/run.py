@@ -106,6 +106,31 @@ def _log_dir() -> Path:
     return path
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when the supervisor dies, however it dies
+    (Ctrl-C, a closed terminal, SIGKILL), so no child outlives `warmfleet run`."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _ports_in_use(args: argparse.Namespace) -> list[str]:
+    import socket
+
+    wanted = {"--sim-port": args.sim_port, "--reader-port": args.reader_port}
+    wanted.update({f"--metrics-base (+{i})": args.metrics_base + i for i in range(3)})
+    taken = []
+    for flag, port in wanted.items():
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                taken.append(f"{port} ({flag})")
+    return taken
+
+
 async def _spawn(child: Child, logs: Path) -> asyncio.subprocess.Process:
     out = (logs / f"{child.name}.log").open("ab")
     try:
@@ -119,6 +144,7 @@ async def _spawn(child: Child, logs: Path) -> asyncio.subprocess.Process:
             stdout=out,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
     finally:
         out.close()
@@ -203,6 +229,14 @@ async def _main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    taken = _ports_in_use(args)
+    if taken:
+        print(
+            f"warmfleet run: ports in use: {', '.join(taken)} — is another `warmfleet run` "
+            "going? Stop it, or choose other ports with the flags named.",
+            file=sys.stderr,
+        )
+        return 2
     logs = _log_dir()
     console = Console(stderr=True)
     if args.phase:
@@ -216,12 +250,13 @@ async def _main(args: argparse.Namespace) -> int:
     scrape_from = endpoints(args)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     load = asyncio.create_task(_read_load(args.read_rate, args.sim_port, args.reader_port))
     deadline = None if args.duration is None else time.monotonic() + args.duration
     died: dict[str, int] = {}
-    before = await fleet_status.scrape(scrape_from)
+    window = fleet_status.Window()
+    window.push(await fleet_status.scrape(scrape_from))
     live = None if args.no_live else Live(console=console, refresh_per_second=2)
     try:
         if live:
@@ -231,8 +266,8 @@ async def _main(args: argparse.Namespace) -> int:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
             now = await fleet_status.scrape(scrape_from)
-            summary = fleet_status.summarise(now, before)
-            before, ticks = now, ticks + 1
+            summary = fleet_status.summarise(now, window.push(now))
+            ticks += 1
             for name, proc in procs.items():
                 if proc.returncode is not None and name not in died:
                     died[name] = proc.returncode

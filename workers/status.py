@@ -100,17 +100,24 @@ def summarise(now: Snapshot, before: Snapshot | None) -> dict[str, Any]:
     intervals = by_label(clock, "warmfleet_phase_interval_seconds", "data_type")
     tiers: dict[str, dict[str, float | None]] = {}
     reader = s.get("reader", {})
+    # hit rates over the window since ``before`` (what the fleet does now), else since start
+    earlier = before.samples.get("reader", {}) if before is not None else {}
     for tier in TIERS:
         hits = total(reader, "warmfleet_cache_hits_total", tier=tier)
         misses = total(reader, "warmfleet_cache_misses_total", tier=tier)
+        d_hits = hits - total(earlier, "warmfleet_cache_hits_total", tier=tier)
+        d_misses = misses - total(earlier, "warmfleet_cache_misses_total", tier=tier)
         tiers[tier] = {
             "hits": hits,
             "misses": misses,
-            "hit_rate": hits / (hits + misses) if hits + misses else None,
+            "hit_rate": d_hits / (d_hits + d_misses) if d_hits + d_misses > 0 else None,
+            "hit_rate_since_start": hits / (hits + misses) if hits + misses else None,
             "errors": total(reader, "warmfleet_cache_errors_total", tier=tier),
+            "window_hits": d_hits,
+            "window_misses": d_misses,
         }
-    served = sum(t["hits"] or 0.0 for t in tiers.values())
-    lookups = served + (tiers["redis"]["misses"] or 0.0)
+    served = sum(t["window_hits"] or 0.0 for t in tiers.values())
+    lookups = served + (tiers["redis"]["window_misses"] or 0.0)
     worker = s.get("worker", {})
     fresh = {
         (dict(labels).get("data_type", ""), dict(labels).get("which", "")): value
@@ -119,6 +126,7 @@ def summarise(now: Snapshot, before: Snapshot | None) -> dict[str, Any]:
     }
     poller = s.get("poller", {})
     return {
+        "window_s": round(dt, 1),
         "up": now.up,
         "phase": phase,
         "intervals_s": intervals,
@@ -136,6 +144,23 @@ def summarise(now: Snapshot, before: Snapshot | None) -> dict[str, Any]:
             "cache": sum(t["errors"] or 0.0 for t in tiers.values()),
         },
     }
+
+
+WINDOW_S = 15.0  # one warm interval in market hours: rates see at least one poll
+
+
+class Window:
+    """Keeps recent snapshots; ``oldest()`` is the one about ``WINDOW_S`` ago."""
+
+    def __init__(self, span_s: float = WINDOW_S) -> None:
+        self.span_s = span_s
+        self.snaps: list[Snapshot] = []
+
+    def push(self, snap: Snapshot) -> Snapshot:
+        self.snaps.append(snap)
+        while len(self.snaps) > 2 and snap.at - self.snaps[1].at >= self.span_s:
+            self.snaps.pop(0)
+        return self.snaps[0]
 
 
 def _fmt(value: float | None, unit: str = "", digits: int = 1) -> str:
@@ -159,20 +184,23 @@ def render(summary: dict[str, Any]) -> Group:
         f"processed {_fmt(summary['events_processed_per_s'])}   "
         f"reads {_fmt(summary['reads_per_s'])}",
     )
-    tiers = Table(title="hit rate per tier (reader)", expand=False)
-    for col in ("tier", "hits", "misses", "hit rate", "errors"):
+    window = summary.get("window_s") or 0
+    tiers = Table(title=f"hit rate per tier (reader, last {window:g} s)", expand=False)
+    for col in ("tier", "hits", "misses", "hit rate", "since start", "errors"):
         tiers.add_column(col, justify="right")
     for name, t in summary["tiers"].items():
         rate = None if t["hit_rate"] is None else t["hit_rate"] * 100
+        start = t["hit_rate_since_start"]
         tiers.add_row(
             name,
-            _fmt(t["hits"], digits=0),
-            _fmt(t["misses"], digits=0),
+            _fmt(t["window_hits"], digits=0),
+            _fmt(t["window_misses"], digits=0),
             _fmt(rate, "%"),
+            _fmt(None if start is None else start * 100, "%"),
             _fmt(t["errors"], digits=0),
         )
     overall = summary["overall_hit_rate"]
-    tiers.caption = f"overall {_fmt(None if overall is None else overall * 100, '%', 2)}"
+    tiers.caption = f"overall {_fmt(None if overall is None else overall * 100, '%', 2)} (window)"
     fresh = Table(title="freshness of warmed keys (age, s)")
     fresh.add_column("data type / which")
     fresh.add_column("age", justify="right")
@@ -201,11 +229,13 @@ async def _main(args: argparse.Namespace) -> int:
     if not args.watch:
         Console().print(render(summarise(now, before)))
         return 0 if any(now.up.values()) else 1
-    with Live(render(summarise(now, before)), refresh_per_second=4) as live:
+    window = Window()
+    window.push(before)
+    with Live(render(summarise(now, window.push(now))), refresh_per_second=4) as live:
         while True:
             await asyncio.sleep(args.every)
-            before, now = now, await scrape(endpoints)
-            live.update(render(summarise(now, before)))
+            now = await scrape(endpoints)
+            live.update(render(summarise(now, window.push(now))))
 
 
 def run(args: argparse.Namespace) -> int:
