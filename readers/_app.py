@@ -45,7 +45,7 @@ class Reader(Protocol):
 
 Probe = Callable[[], Awaitable[bool]]
 
-CACHE_KEY: web.AppKey[Reader] = web.AppKey("cache", Reader)  # type: ignore[type-abstract]
+CACHE_KEY: web.AppKey[Reader] = web.AppKey("cache", Reader)
 PREFIX: web.AppKey[str] = web.AppKey("prefix", str)
 READY: web.AppKey[Probe] = web.AppKey("ready", Probe)  # type: ignore[arg-type]
 JSON = "application/json"
