@@ -6,9 +6,9 @@ shutdown or rebalance, or from an older consumer generation), and the commit tha
 The agents record what they finished; the consumer clamps every commit to it
 (``_Consumer._commit``).
 
-Known and not fixed here (see the agents' README section): around a rebalance Faust's
-fetch loop can also drop the rest of a fetched batch, so a worker that takes over
-partitions can miss a range of events (it sees offset 95, then 184).
+Events fetched around a rebalance and then dropped (the rest of a fetched batch, or the
+agents' queues cleared when flow control resumes) are fetched again from the committed
+offsets: ``_Consumer.perform_seek`` and ``_Consumer.wait_first`` in ``workers/app.py``.
 """
 
 from __future__ import annotations
