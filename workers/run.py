@@ -27,6 +27,7 @@ from rich.live import Live
 
 from workers import status as fleet_status
 from workers.logs import configure_logging
+from workers.settings import Settings
 
 HELP = "run the whole pipeline (sim, clock, pollers, agents, reader) with a live status"
 log = structlog.get_logger(__name__)
@@ -104,6 +105,27 @@ def _log_dir() -> Path:
     path = home / "run"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _servers_not_answering(settings: Settings) -> list[str]:
+    """The configured Kafka, Redis and Memcached that do not accept a connection."""
+    import socket
+    from urllib.parse import urlsplit
+
+    redis = urlsplit(settings.redis_url)
+    wanted = {
+        "Kafka": settings.kafka_servers[0],
+        "Redis": f"{redis.hostname or '127.0.0.1'}:{redis.port or 6379}",
+        "Memcached": settings.memcached_servers[0],
+    }
+    missing = []
+    for name, hostport in wanted.items():
+        host, _, port = hostport.rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=2).close()
+        except OSError:
+            missing.append(f"{name} at {hostport} does not answer")
+    return missing
 
 
 def _die_with_parent() -> None:
@@ -221,11 +243,11 @@ async def _hold_phase(phase: str, duration_s: float | None) -> None:
 
 async def _main(args: argparse.Namespace) -> int:
     configure_logging(fmt="console")
-    from stack import StackConfig, status
-
-    if not status(StackConfig())["running"]:
+    missing = _servers_not_answering(Settings.from_env())
+    if missing:
         print(
-            "warmfleet run: the local stack is not running; start it with `warmfleet stack up`",
+            f"warmfleet run: {'; '.join(missing)} — start the local stack with "
+            "`warmfleet stack up`, or point WARMFLEET_*_URL at yours",
             file=sys.stderr,
         )
         return 2

@@ -64,10 +64,7 @@ def test_run_warms_what_readers_ask_for(
         "WARMFLEET_REDIS_URL": stack_urls.redis_url,
         "WARMFLEET_MEMCACHED_URL": stack_urls.memcached_url,
         "WARMFLEET_HOME": str(tmp_path),  # the run's child logs go here
-        "WARMFLEET_STACK_DIR": os.environ.get("WARMFLEET_STACK_DIR", ""),
     }
-    if not env["WARMFLEET_STACK_DIR"]:
-        env["WARMFLEET_STACK_DIR"] = str(Path.home() / ".cache" / "warmfleet" / "stack")
     cmd = [sys.executable, "-m", "workers.cli", "run", "--phase", "market_hours", "--no-live",
            "--reader-port", str(reader), "--sim-port", str(sim), "--metrics-base", str(metrics),
            "--read-rate", "20", "--duration", "240"]  # fmt: skip
