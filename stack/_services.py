@@ -51,16 +51,46 @@ def memcached_answers(port: int) -> bool:
     return _ask(port, b"version\r\n", b"VERSION")
 
 
+OFFSETS_PARTITIONS = 10  # offsets.topic.num.partitions in kafka_properties()
+
+
+def _java_hash(text: str) -> int:
+    h = 0
+    for ch in text:
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    return h
+
+
+def _group_keys_covering(partitions: int) -> list[str]:
+    """Group ids that land on every ``__consumer_offsets`` partition (Kafka places a group by
+    ``abs(javaHash(group)) % partitions``)."""
+    keys: dict[int, str] = {}
+    i = 0
+    while len(keys) < partitions:
+        key = f"warmfleet-ready-{i}"
+        keys.setdefault((_java_hash(key) & 0x7FFFFFFF) % partitions, key)
+        i += 1
+    return list(keys.values())
+
+
 def kafka_answers(port: int, timeout: float = 3.0) -> bool:
-    """A real metadata request from a client, as the broker's users will make."""
-    from aiokafka.client import AIOKafkaClient
+    """Ready for the fleet: a client's metadata request succeeds AND every consumer-group
+    coordinator answers. A just-started broker serves metadata seconds before it can
+    coordinate groups; a Faust worker that joins then stalls, so `up` waits for both."""
+    from aiokafka.client import AIOKafkaClient, CoordinationType
 
     async def probe() -> bool:
         client = AIOKafkaClient(bootstrap_servers=f"{HOST}:{port}", request_timeout_ms=2000)
         try:
             await asyncio.wait_for(client.bootstrap(), timeout)
             metadata = await asyncio.wait_for(client.fetch_all_metadata(), timeout)
-            return len(metadata.brokers()) > 0
+            if not metadata.brokers():
+                return False
+            for key in _group_keys_covering(OFFSETS_PARTITIONS):
+                await asyncio.wait_for(
+                    client.coordinator_lookup(CoordinationType.GROUP, key), timeout
+                )
+            return True
         except Exception:  # any failure means "not ready yet"
             return False
         finally:
@@ -101,7 +131,7 @@ def kafka_properties(ports: Ports, data_dir: Path) -> str:
             f"log.dirs={data_dir / 'logs'}",
             "num.partitions=3",
             "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=10",
+            f"offsets.topic.num.partitions={OFFSETS_PARTITIONS}",
             "transaction.state.log.replication.factor=1",
             "transaction.state.log.min.isr=1",
             "min.insync.replicas=1",
