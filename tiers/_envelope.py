@@ -17,8 +17,11 @@ import time
 from typing import Any, NamedTuple
 
 import orjson
+import structlog
 
 from tiers._errors import CorruptEntry, UnencodableValue, ValueTooLarge
+
+_log = structlog.get_logger(__name__)
 
 #: memcached's default item limit is 1 MiB including key and header; stay under it
 DEFAULT_MAX_BYTES = 1_000_000
@@ -132,3 +135,19 @@ def decode(data: bytes | bytearray | memoryview | str) -> Envelope:
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         head = data[:60] if isinstance(data, (bytes, str)) else bytes(data[:60])
         raise CorruptEntry(f"not a warmfleet envelope: {head!r}") from exc
+
+
+class EnvelopeDecoder:
+    """For the remote tiers: a stored body that does not decode is counted, logged with its
+    key, and read as a miss, so one corrupt entry never fails a read."""
+
+    name: str
+    corrupt: int = 0
+
+    def _decode(self, key: str, raw: bytes) -> Envelope | None:
+        try:
+            return decode(raw)
+        except CorruptEntry:
+            self.corrupt += 1
+            _log.warning("cache_entry_corrupt", tier=self.name, key=key, size=len(raw))
+            return None

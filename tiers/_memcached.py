@@ -24,8 +24,8 @@ import aiomcache
 import structlog
 from aiomcache.pool import Connection
 
-from tiers._envelope import Envelope, decode
-from tiers._errors import CacheUnavailable, CorruptEntry
+from tiers._envelope import Envelope, EnvelopeDecoder
+from tiers._errors import CacheUnavailable
 from tiers._hashring import HashRing
 from tiers._protocol import StoreItem
 from tiers._ttl import TierLevel
@@ -56,7 +56,7 @@ class MemcachedProtocolError(ConnectionError):
     pass
 
 
-class MemcachedTier:
+class MemcachedTier(EnvelopeDecoder):
     name = "memcached"
     level = TierLevel.L2
 
@@ -146,14 +146,6 @@ class MemcachedTier:
             hit = found.get(keys[p].encode())
             if hit is not None:
                 out[p] = self._decode(keys[p], hit[0])
-
-    def _decode(self, key: str, raw: bytes) -> Envelope | None:
-        try:
-            return decode(raw)
-        except CorruptEntry:
-            self.corrupt += 1
-            log.warning("cache_entry_corrupt", tier=self.name, key=key, size=len(raw))
-            return None
 
     # ---- writes ---------------------------------------------------------------------
 

@@ -21,8 +21,8 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from tiers._envelope import Envelope, decode
-from tiers._errors import CacheUnavailable, CorruptEntry
+from tiers._envelope import Envelope, EnvelopeDecoder
+from tiers._errors import CacheUnavailable
 from tiers._protocol import StoreItem
 from tiers._ttl import TierLevel
 
@@ -42,7 +42,7 @@ SET_IF_NEWER_SHA = hashlib.sha1(SET_IF_NEWER.encode(), usedforsecurity=False).he
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (redis_errors.RedisError, OSError, EOFError)
 
 
-class RedisTier:
+class RedisTier(EnvelopeDecoder):
     name = "redis"
     level = TierLevel.L3
 
@@ -88,14 +88,6 @@ class RedisTier:
         except DRIVER_ERRORS as exc:
             raise CacheUnavailable(self.name, "get", type(exc).__name__) from exc
         return [None if r is None else self._decode(k, r) for k, r in zip(keys, raw, strict=True)]
-
-    def _decode(self, key: str, raw: bytes) -> Envelope | None:
-        try:
-            return decode(raw)
-        except CorruptEntry:
-            self.corrupt += 1
-            log.warning("cache_entry_corrupt", tier=self.name, key=key, size=len(raw))
-            return None
 
     async def set_many(self, items: Sequence[StoreItem]) -> list[bool]:
         out = [False] * len(items)
