@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pytest
 
 from stack import StackConfig, down, status, up
+from tests._servers import private_server  # a test's own Redis/Memcached (tier/reader tests)
 
 
 @dataclass(frozen=True)
@@ -75,3 +76,6 @@ def redis_url(stack_urls: StackURLs) -> str:
 @pytest.fixture
 def memcached_addr(stack_urls: StackURLs) -> str:
     return stack_urls.memcached_addr
+
+
+__all__ = ["StackURLs", "private_server"]

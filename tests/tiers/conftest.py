@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from tests._servers import PrivateServer, free_port, private_server
 from tiers import MultiTierCache, TTLPolicy
 
 
@@ -37,6 +36,3 @@ async def cache(
     )
     yield c
     await c.close()
-
-
-__all__ = ["PrivateServer", "free_port", "private_server"]

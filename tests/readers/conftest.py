@@ -1,3 +1,0 @@
-from tests._servers import private_server
-
-__all__ = ["private_server"]
