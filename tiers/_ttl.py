@@ -17,6 +17,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypeVar
 
 from topics import ConfigError, DataType
 
@@ -39,6 +40,9 @@ DEFAULT_BASE_S: Mapping[DataType, tuple[float, float, float]] = {
     DataType.VOLATILITY: (30.0, 60.0, 300.0),
     DataType.DEFAULT: (30.0, 60.0, 300.0),
 }
+
+_Row = tuple[float, float, float]  # base, floor, ceiling (seconds)
+_LevelRow = tuple[TierLevel, float, float, float]
 
 #: (floor, ceiling) seconds per tier
 DEFAULT_CLAMP_S: Mapping[TierLevel, tuple[float, float]] = {
@@ -69,6 +73,16 @@ class TTLPolicy:
     grace_ratio: float = 0.25
     grace_min_s: float = 10.0
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+    # (base, floor, ceiling) per (data type, tier) and per (data type, levels), keyed by what
+    # callers pass (str or enum; a StrEnum hashes as its value): set_many asks for a TTL per
+    # write and tier, and building enums per call was a third of its time. The tables are
+    # read on first use; the policy is frozen, do not mutate them afterwards.
+    _by_tier: dict[tuple[object, object], _Row] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _by_levels: dict[tuple[object, tuple[TierLevel, ...]], tuple[_LevelRow, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if self.k < 0:
@@ -91,12 +105,8 @@ class TTLPolicy:
         access_weight: float = 1.0,
     ) -> float:  # fmt: skip
         """The TTL before jitter and before the coverage rule."""
-        level = TierLevel(tier)
-        bases = self.base_s.get(DataType.parse(str(data_type))) or self.base_s[DataType.DEFAULT]
-        vol = 0.0 if volatility is None or not math.isfinite(volatility) else max(volatility, 0.0)
-        weight = min(max(access_weight, 0.25), 4.0)
-        lo, hi = self.clamp_s[level]
-        return min(max(bases[LEVELS.index(level)] * math.exp(-self.k * vol) * weight, lo), hi)
+        base, lo, hi = self._row(data_type, tier)
+        return min(max(base * self._scale(volatility) * _weight(access_weight), lo), hi)
 
     def ttl_for(
         self,
@@ -110,10 +120,9 @@ class TTLPolicy:
     ) -> float:
         """Seconds ``tier`` keeps a ``data_type`` value. ``deepest`` defaults to ``tier == L3``;
         pass it when a cache's last tier is a shallower one."""
-        level = TierLevel(tier)
-        ttl = self.nominal(data_type, level, volatility=volatility, access_weight=access_weight)
+        ttl = self.nominal(data_type, tier, volatility=volatility, access_weight=access_weight)
         ttl *= 1.0 + self.rng.uniform(-self.jitter, self.jitter)
-        is_deepest = level is TierLevel.L3 if deepest is None else deepest
+        is_deepest = _LEVEL_OF.get(tier) is TierLevel.L3 if deepest is None else deepest
         if is_deepest and warm_interval is not None and warm_interval > 0:
             ttl = max(ttl, self.coverage_s(warm_interval))
         return ttl
@@ -127,14 +136,68 @@ class TTLPolicy:
         warm_interval: float | None = None,
         access_weight: float = 1.0,
     ) -> dict[TierLevel, float]:
-        """TTLs for a write through ``levels`` (shallow to deep), in non-decreasing order."""
+        """TTLs for a write through ``levels`` (shallow to deep), in non-decreasing order.
+        The same figures (and the same draws from ``rng``) as ``ttl_for`` per level, with
+        the deepest of ``levels`` covering the warm interval; it is on every write's path,
+        so the per-level rows are looked up once and the volatility factor computed once."""
+        rows = self._by_levels.get((data_type, levels))
+        if rows is None:
+            rows = self._level_rows(data_type, levels)
+        scale = self._scale(volatility)
+        weight = _weight(access_weight)
+        cover = 0.0
+        if warm_interval is not None and warm_interval > 0:
+            cover = self.coverage_s(warm_interval)
+        # rng.uniform(-j, j) is -j + (j - -j) * rng.random(): the same draw, without a call
+        draw, low, span = self.rng.random, -self.jitter, self.jitter + self.jitter
+        deepest = len(rows) - 1
         out: dict[TierLevel, float] = {}
         floor = 0.0
-        for i, level in enumerate(levels):
-            ttl = self.ttl_for(
-                data_type, level, volatility=volatility, warm_interval=warm_interval,
-                access_weight=access_weight, deepest=i == len(levels) - 1,
-            )  # fmt: skip
+        for i, (level, base, lo, hi) in enumerate(rows):
+            ttl = min(max(base * scale * weight, lo), hi)
+            ttl *= 1.0 + (low + span * draw())
+            if i == deepest and cover:
+                ttl = max(ttl, cover)
             floor = max(floor, ttl)
             out[level] = floor
         return out
+
+    def _scale(self, volatility: float | None) -> float:
+        if volatility is None or volatility <= 0.0 or not math.isfinite(volatility):
+            return 1.0  # exp(-k * 0)
+        return math.exp(-self.k * volatility)
+
+    def _row(self, data_type: DataType | str, tier: TierLevel | str) -> _Row:
+        """(base, floor, ceiling) seconds for ``data_type`` in ``tier``; ``ValueError`` for a
+        tier that is not a level."""
+        row = self._by_tier.get((data_type, tier))
+        if row is None:
+            level = TierLevel(tier)
+            bases = self.base_s.get(DataType.parse(str(data_type))) or self.base_s[DataType.DEFAULT]
+            lo, hi = self.clamp_s[level]
+            row = (bases[LEVELS.index(level)], lo, hi)
+            _remember(self._by_tier, (data_type, tier), row)
+        return row
+
+    def _level_rows(
+        self, data_type: DataType | str, levels: tuple[TierLevel, ...]
+    ) -> tuple[_LevelRow, ...]:
+        rows = tuple((TierLevel(level), *self._row(data_type, level)) for level in levels)
+        _remember(self._by_levels, (data_type, levels), rows)
+        return rows
+
+
+_LEVEL_OF: dict[str, TierLevel] = {level.value: level for level in LEVELS}
+_MAX_ROWS = 1024  # memo entries; callers passing ever new data-type names cannot grow it
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _remember(memo: dict[K, V], key: K, value: V) -> None:
+    if len(memo) >= _MAX_ROWS:
+        memo.clear()
+    memo[key] = value
+
+
+def _weight(access_weight: float) -> float:
+    return min(max(access_weight, 0.25), 4.0)

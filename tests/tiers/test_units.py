@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import decimal
+import random
 from collections import Counter
 
 import orjson
@@ -28,7 +29,8 @@ from tiers import (
     tier_from_url,
 )
 from tiers._envelope import encode_body
-from topics import ConfigError, WarmfleetError
+from tiers._ttl import LEVELS, TierLevel, TTLPolicy
+from topics import ConfigError, DataType, WarmfleetError
 
 
 def test_public_names_are_pinned() -> None:
@@ -271,3 +273,38 @@ def test_tier_order_is_checked() -> None:
         MultiTierCache([RedisTier(), MemoryTier()])
     with pytest.raises(ConfigError, match="at least one"):
         MultiTierCache([])
+
+
+@pytest.mark.parametrize("data_type", ["tickers", DataType.CANDLES, "something-else"])
+@pytest.mark.parametrize("warm_interval", [None, 15.0, 600.0])
+def test_ttls_is_ttl_for_per_level_with_the_same_draws(
+    data_type: str, warm_interval: float | None
+) -> None:
+    """``ttls`` takes its shortcuts (memoised rows, one volatility factor) without changing a
+    figure or the sequence of random draws: seeded, it equals ``ttl_for`` level by level."""
+    for levels in (LEVELS, (TierLevel.L1, TierLevel.L2), (TierLevel.L2,)):
+        for volatility in (None, 0.0, 0.013, float("nan"), 3.0):
+            fast = TTLPolicy(rng=random.Random(5)).ttls(
+                data_type, levels, volatility=volatility, warm_interval=warm_interval,
+                access_weight=1.7,
+            )  # fmt: skip
+            slow = TTLPolicy(rng=random.Random(5))
+            floor, expected = 0.0, {}
+            for i, level in enumerate(levels):
+                floor = max(floor, slow.ttl_for(
+                    data_type, level.value, volatility=volatility, warm_interval=warm_interval,
+                    access_weight=1.7, deepest=i == len(levels) - 1,
+                ))  # fmt: skip
+                expected[level] = floor
+            assert fast == expected
+
+
+def test_ttl_rows_follow_each_policy_and_bad_levels_still_fail() -> None:
+    short = TTLPolicy(jitter=0.0, base_s={DataType.DEFAULT: (2.0, 6.0, 40.0)})
+    default = TTLPolicy(jitter=0.0)
+    for _ in range(2):  # the second round answers from the memo
+        assert short.ttls("candles") == {TierLevel.L1: 2.0, TierLevel.L2: 6.0, TierLevel.L3: 40.0}
+        assert default.ttls("candles")[TierLevel.L3] == 300.0
+        assert short.ttl_for("tickers", TierLevel.L2) == short.ttl_for("tickers", "l2") == 6.0
+        with pytest.raises(ValueError, match="l4"):
+            default.ttl_for("tickers", "l4")
