@@ -1,16 +1,19 @@
 """L3: Redis through ``redis.asyncio`` (hiredis parser): single node, TLS, or Cluster.
 
-Monotonic writes are atomic: one Lua script per key compares the stored ``as_of`` (read
-from the envelope head without decoding) and ``SET ... PX`` only when it is not newer.
-A batch goes out as ONE pipeline of ``EVALSHA``; a server that lost its script cache
-(restart, failover) gets ``SCRIPT LOAD`` and the refused entries are sent again.
+Monotonic writes are atomic: a Lua script compares each key's stored ``as_of`` (read from
+the envelope head without decoding) and ``SET ... PX`` only when it is not newer. One
+``EVALSHA`` carries up to ``max_keys_per_script`` keys (all in one hash slot on a Cluster)
+and answers one result per key: per-key ``EVALSHA`` cost a big batch more in redis-py's
+command packing than the server spent running it. The chunks of a batch go out as ONE
+pipeline; a server that lost its script cache (restart, failover, ``SCRIPT FLUSH``) gets
+``SCRIPT LOAD`` and the refused chunks are sent again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import structlog
@@ -20,24 +23,47 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.crc import key_slot
 
 from tiers._envelope import Envelope, EnvelopeDecoder
 from tiers._errors import CacheUnavailable
 from tiers._protocol import StoreItem
 from tiers._ttl import TierLevel
+from topics import ConfigError
 
 log = structlog.get_logger(__name__)
 
+# KEYS[i] gets ARGV[3i-2] (envelope) with PX ARGV[3i] unless it holds an as_of newer than
+# ARGV[3i-1]. Per key: 1 stored, 0 kept a newer value, or the error text (e.g. WRONGTYPE: the
+# key is someone else's) — pcall, so one bad key neither aborts the keys after it nor
+# leaves the caller unsure which ones were written.
 SET_IF_NEWER = """
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local stored = tonumber(string.match(cur, '^{"a":(%d+)'))
-  if stored and stored > tonumber(ARGV[2]) then return 0 end
+local out = {}
+for i, key in ipairs(KEYS) do
+  local j = 3 * i
+  local result = 1
+  local cur = redis.pcall('GET', key)
+  if type(cur) == 'table' and cur.err then
+    result = cur.err
+  elseif cur then
+    local stored = tonumber(string.match(cur, '^{"a":(%d+)'))
+    if stored and stored > tonumber(ARGV[j - 1]) then result = 0 end
+  end
+  if result == 1 then
+    local done = redis.pcall('SET', key, ARGV[j - 2], 'PX', ARGV[j])
+    if type(done) == 'table' and done.err then result = done.err end
+  end
+  out[i] = result
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-return 1
+return out
 """
 SET_IF_NEWER_SHA = hashlib.sha1(SET_IF_NEWER.encode(), usedforsecurity=False).hexdigest()
+
+#: keys per EVALSHA: big enough that packing and round trips amortise, small enough that
+#: one script holds the (single-threaded) server for well under a millisecond
+MAX_KEYS_PER_SCRIPT = 256
+#: envelope bytes per EVALSHA: a chunk of large values is cut short of this
+MAX_BYTES_PER_SCRIPT = 1 << 20
 
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (redis_errors.RedisError, OSError, EOFError)
 
@@ -53,9 +79,13 @@ class RedisTier(EnvelopeDecoder):
         cluster: bool = False,
         connect_timeout: float = 1.0,
         max_connections: int = 64,
+        max_keys_per_script: int = MAX_KEYS_PER_SCRIPT,
     ) -> None:
+        if max_keys_per_script < 1:
+            raise ConfigError("redis.max_keys_per_script", max_keys_per_script, "must be >= 1")
         self.url = url
         self.cluster = cluster
+        self.max_keys_per_script = max_keys_per_script
         self.corrupt = 0
         self._subscriber: Redis | None = None
         no_retry = Retry(NoBackoff(), 0)  # the cache's breaker decides about retrying
@@ -91,21 +121,27 @@ class RedisTier(EnvelopeDecoder):
 
     async def set_many(self, items: Sequence[StoreItem]) -> list[bool]:
         out = [False] * len(items)
-        pending = list(range(len(items)))
+        if not items:
+            return out
+        pending = self._chunks(items)
         try:
             for _attempt in range(2):
-                results = await self._eval_batch(items, pending)
+                results = await self._eval_chunks(items, pending)
                 retry = []
-                for p, result in zip(pending, results, strict=True):
+                for chunk, result in zip(pending, results, strict=True):
                     if isinstance(result, redis_errors.NoScriptError):
-                        retry.append(p)
+                        retry.append(chunk)
                     elif isinstance(result, redis_errors.ResponseError):
-                        # e.g. WRONGTYPE: the key is someone else's; count, never crash
-                        log.warning("redis_set_refused", key=items[p].key, error=str(result))
+                        # the server refused this call (not a lost connection): its keys are
+                        # not written, the tier stays healthy — as a refused key always was
+                        log.warning(
+                            "redis_set_refused", key=items[chunk[0]].key, keys=len(chunk),
+                            error=str(result),
+                        )  # fmt: skip
                     elif isinstance(result, BaseException):
                         raise result
                     else:
-                        out[p] = bool(result)
+                        self._settle(items, chunk, result, out)
                 if not retry:
                     break
                 await self.client.script_load(SET_IF_NEWER)
@@ -114,22 +150,62 @@ class RedisTier(EnvelopeDecoder):
             raise CacheUnavailable(self.name, "set", type(exc).__name__) from exc
         return out
 
-    async def _eval_batch(self, items: Sequence[StoreItem], positions: list[int]) -> list[Any]:
+    def _chunks(self, items: Sequence[StoreItem]) -> list[list[int]]:
+        """Positions in ``items``, cut into one script call each, in order. A Cluster runs
+        a script on one node with keys of one hash slot only, so there a chunk is one slot's."""
+        groups: Iterable[list[int]]
+        if isinstance(self.client, RedisCluster):
+            slots: dict[int, list[int]] = {}
+            for p, item in enumerate(items):
+                slots.setdefault(key_slot(item.key.encode()), []).append(p)
+            groups = slots.values()
+        else:
+            groups = (list(range(len(items))),)
+        most, budget = self.max_keys_per_script, MAX_BYTES_PER_SCRIPT
+        chunks: list[list[int]] = []
+        for group in groups:
+            chunk: list[int] = []
+            size = 0
+            for p in group:
+                body_size = len(items[p].body)
+                if chunk and (len(chunk) >= most or size + body_size > budget):
+                    chunks.append(chunk)
+                    chunk, size = [], 0
+                chunk.append(p)
+                size += body_size
+            if chunk:
+                chunks.append(chunk)
+        return chunks
+
+    async def _eval_chunks(self, items: Sequence[StoreItem], chunks: list[list[int]]) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)
-        for p in positions:
-            item = items[p]
+        for chunk in chunks:
+            args: list[str | bytes | int] = [items[p].key for p in chunk]
+            for p in chunk:
+                item = items[p]
+                args += (
+                    item.body.for_tier(item.expires_at),
+                    item.body.as_of,
+                    max(1, math.ceil(item.ttl_s * 1000)),
+                )
             # execute_command: redis-py's cluster pipeline blocks the evalsha() helper but
-            # routes a raw EVALSHA by its key
-            pipe.execute_command(
-                "EVALSHA",
-                SET_IF_NEWER_SHA,
-                1,
-                item.key,
-                item.body.for_tier(item.expires_at),
-                item.body.as_of,
-                max(1, math.ceil(item.ttl_s * 1000)),
-            )
+            # routes a raw EVALSHA by its keys
+            pipe.execute_command("EVALSHA", SET_IF_NEWER_SHA, len(chunk), *args)
         return list(await pipe.execute(raise_on_error=False))
+
+    def _settle(
+        self, items: Sequence[StoreItem], chunk: list[int], result: Any, out: list[bool]
+    ) -> None:
+        """One chunk's answer: 1 stored, 0 refused as older, else a per-key error text."""
+        if not isinstance(result, list) or len(result) != len(chunk):
+            raise redis_errors.InvalidResponse(f"set script answered {str(result)[:80]!r}")
+        for p, answer in zip(chunk, result, strict=True):
+            if isinstance(answer, int):
+                out[p] = answer == 1
+            else:
+                # e.g. WRONGTYPE: the key is someone else's; count, never crash
+                error = answer.decode("utf-8", "replace") if isinstance(answer, bytes) else answer
+                log.warning("redis_set_refused", key=items[p].key, error=str(error))
 
     async def delete_many(self, keys: Sequence[str]) -> None:
         try:

@@ -12,6 +12,8 @@ import pytest
 
 from stack._services import port_free
 from tiers import MultiTierCache, RedisTier, Write
+from tiers._envelope import encode_body, now_ms
+from tiers._protocol import StoreItem
 
 pytestmark = pytest.mark.integration
 
@@ -133,3 +135,31 @@ async def test_cluster_invalidation_reaches_other_l1(cluster_url: str, prefix: s
     finally:
         await a.close()
         await b.close()
+
+
+async def test_cluster_batches_by_hash_slot(cluster_url: str, prefix: str) -> None:
+    """A script may only touch keys of one slot: keys sharing a hash tag go out in one call
+    (cut at the chunk size), the rest one slot at a time; answers still follow the items."""
+    tagged = [f"{{{prefix}}}:v2:misc:value:1m:t{i}" for i in range(7)]
+    spread = [f"{prefix}:v2:misc:value:1m:s{i}" for i in range(7)]
+    keys = [k for pair in zip(tagged, spread, strict=True) for k in pair]
+    tier = RedisTier(cluster_url.replace("+cluster://", "://"), cluster=True, max_keys_per_script=3)
+    try:
+        first = [item_for(k, 10) for k in keys[::2]]
+        assert await tier.set_many(first) == [True] * 7
+        chunks = tier._chunks([item_for(k, 1) for k in keys])
+        assert sorted(len(c) for c in chunks if keys[c[0]] in tagged) == [1, 3, 3]
+        answers = await tier.set_many([item_for(k, 5 + i) for i, k in enumerate(keys)])
+        # the tagged keys hold as_of 10: refused below it, stored from 10 on
+        assert answers == [5 + i >= 10 if k in tagged else True for i, k in enumerate(keys)]
+        found = await tier.get_many(keys)
+        assert [e.as_of if e else None for e in found] == [
+            max(10, 5 + i) if k in tagged else 5 + i for i, k in enumerate(keys)
+        ]
+    finally:
+        await tier.close()
+
+
+def item_for(key: str, as_of: int) -> StoreItem:
+    body = encode_body(key, as_of, as_of=as_of, written_at=1, source="t")
+    return StoreItem(key, body, 60.0, now_ms() + 60_000)
