@@ -131,6 +131,7 @@ class MultiTierCache:
             for t in tiers
             if t is not self._l1
         ]
+        self._lower_at = [self.tiers.index(s.tier) for s in self._lower]  # positions in tiers
         self._redis = next((s for s in self._lower if isinstance(s.tier, RedisTier)), None)
         self._queued: dict[str, _Pending] = {}
         self._inflight: dict[str, _Pending] = {}
@@ -393,70 +394,92 @@ class MultiTierCache:
         if not writes:
             return []
         now = now_ms()
-        prepared: list[tuple[Write, Body, dict[TierLevel, float]]] = []
+        source, max_bytes = self.source, self.max_value_bytes
+        bodies: list[Body] = []
         for w in writes:
             check_key(w.key)
-            body = encode_body(
-                w.key, w.value, as_of=as_of_ms(w.as_of), written_at=now, source=self.source,
-                max_bytes=self.max_value_bytes,
+            bodies.append(
+                encode_body(
+                    w.key, w.value, as_of=as_of_ms(w.as_of), written_at=now, source=source,
+                    max_bytes=max_bytes,
+                )
             )  # fmt: skip
-            ttls = self.policy.ttls(
-                w.data_type, self._levels, volatility=w.volatility, warm_interval=warm_interval
-            )
-            prepared.append((w, body, ttls))
+        # per write, the TTL of each tier in self.tiers' order
+        ttls = self.policy.ttls_many(
+            [(w.data_type, w.volatility) for w in writes], self._levels,
+            warm_interval=warm_interval,
+        )  # fmt: skip
         self._ensure_started()
-        results: list[dict[str, float]] = [{} for _ in writes]
-        answered = False
-        in_l1: list[Hit | None] = [None] * len(prepared)
+        # per tier that answered, shallow to deep: the TTL written per write, None if refused
+        written: dict[int, list[float | None]] = {}
+        in_l1: list[Hit | None] = []
         if self._l1 is not None:
-            answered = True
-            stats = self._l1_stats
-            for i, (w, body, ttls) in enumerate(prepared):
-                ttl = ttls[TierLevel.L1]
-                obj = orjson.loads(body.for_tier(now + int(ttl * 1000)))
-                env = Envelope(obj["v"], obj["a"], obj["w"], obj["s"], obj["x"], obj["e"])
-                stored = self._l1.put(w.key, env, ttl)
-                if stored is not None:
-                    results[i]["memory"] = ttl
-                    stats.writes += 1
-                    in_l1[i] = stored
-                else:
-                    stats.stale += 1
-        refused = [False] * len(prepared)  # some lower tier holds a newer as_of
+            written[0], in_l1 = self._write_l1(writes, bodies, ttls, now)
+        refused = [False] * len(writes)  # some lower tier holds a newer as_of
 
-        async def write(slot: _Slot) -> bool:
-            level = slot.tier.level
+        async def write(slot: _Slot, at: int) -> None:
             items = [
-                StoreItem(w.key, body, ttls[level], now + int(ttls[level] * 1000))
-                for w, body, ttls in prepared
+                StoreItem(w.key, body, ttl[at], now + int(ttl[at] * 1000))
+                for w, body, ttl in zip(writes, bodies, ttls, strict=True)
             ]
             ok, stored = await self._call(
                 slot, "set", slot.tier.set_many, items, limit_s=self.write_timeout_s
             )
-            if ok:
-                for i, (item, was_stored) in enumerate(zip(items, stored, strict=True)):
-                    if was_stored:
-                        results[i][slot.name] = item.ttl_s
-                        slot.stats.writes += 1
-                    else:
-                        slot.stats.stale += 1
-                        refused[i] = True
-            return ok
+            if not ok:
+                return
+            column: list[float | None] = []
+            for i, (item, was_stored) in enumerate(zip(items, stored, strict=True)):
+                if was_stored:
+                    column.append(item.ttl_s)
+                else:
+                    column.append(None)
+                    refused[i] = True
+            slot.stats.writes += len(column) - column.count(None)
+            slot.stats.stale += column.count(None)
+            written[at] = column
 
         if self._lower:
-            oks = await asyncio.gather(*(write(slot) for slot in self._lower))
-            answered = answered or any(oks)
-            if self._l1 is not None:
-                self._unshadow(prepared, results, in_l1, refused)
-        if not answered:
+            await asyncio.gather(
+                *(write(slot, at) for slot, at in zip(self._lower, self._lower_at, strict=True))
+            )
+            if in_l1:
+                self._unshadow(writes, written[0], in_l1, refused)
+        if not written:
             raise CacheUnavailable("all tiers", "set", f"{len(writes)} writes not stored")
-        names = [t.name for t in self.tiers]
-        return [{n: r[n] for n in names if n in r} for r in results]  # shallow to deep
+        columns = [(self.tiers[at].name, written[at]) for at in sorted(written)]
+        results: list[dict[str, float]] = [{} for _ in writes]
+        for name, column in columns:  # shallow to deep
+            for result, ttl in zip(results, column, strict=True):
+                if ttl is not None:
+                    result[name] = ttl
+        return results
+
+    def _write_l1(
+        self, writes: Sequence[Write], bodies: list[Body], ttls: list[list[float]], now: int
+    ) -> tuple[list[float | None], list[Hit | None]]:
+        """Straight into L1, each value decoded from its envelope (a copy: the caller's
+        objects are not shared, and L1 answers what L2/L3 would); the TTL written per
+        write (None where L1 kept a newer value) and the entries stored."""
+        assert self._l1 is not None
+        put = self._l1.put
+        column: list[float | None] = []
+        entries: list[Hit | None] = []
+        for w, body, ttl_row in zip(writes, bodies, ttls, strict=True):
+            ttl = ttl_row[0]
+            obj = orjson.loads(body.for_tier(now + int(ttl * 1000)))
+            env = Envelope(obj["v"], obj["a"], obj["w"], obj["s"], obj["x"], obj["e"])
+            stored = put(w.key, env, ttl)
+            column.append(None if stored is None else ttl)
+            entries.append(stored)
+        stale = column.count(None)
+        self._l1_stats.writes += len(column) - stale
+        self._l1_stats.stale += stale
+        return column, entries
 
     def _unshadow(
         self,
-        prepared: list[tuple[Write, Body, dict[TierLevel, float]]],
-        results: list[dict[str, float]],
+        writes: Sequence[Write],
+        l1_column: list[float | None],
         in_l1: list[Hit | None],
         refused: list[bool],
     ) -> None:
@@ -466,11 +489,11 @@ class MultiTierCache:
         data = self._l1.data
         for i, env in enumerate(in_l1):
             if env is not None and refused[i]:
-                key = prepared[i][0].key
+                key = writes[i].key
                 entry = data.get(key)
                 if entry is not None and entry is env:
                     del data[key]
-                results[i].pop("memory", None)
+                l1_column[i] = None
                 self._l1_stats.writes -= 1
                 self._l1_stats.stale += 1
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
@@ -136,30 +136,47 @@ class TTLPolicy:
         warm_interval: float | None = None,
         access_weight: float = 1.0,
     ) -> dict[TierLevel, float]:
-        """TTLs for a write through ``levels`` (shallow to deep), in non-decreasing order.
-        The same figures (and the same draws from ``rng``) as ``ttl_for`` per level, with
-        the deepest of ``levels`` covering the warm interval; it is on every write's path,
-        so the per-level rows are looked up once and the volatility factor computed once."""
-        rows = self._by_levels.get((data_type, levels))
-        if rows is None:
-            rows = self._level_rows(data_type, levels)
-        scale = self._scale(volatility)
-        weight = _weight(access_weight)
+        """TTLs for a write through ``levels`` (shallow to deep), in non-decreasing order."""
+        rows = self._by_levels.get((data_type, levels)) or self._level_rows(data_type, levels)
+        (figures,) = self.ttls_many(
+            [(data_type, volatility)], levels, warm_interval=warm_interval,
+            access_weight=access_weight,
+        )  # fmt: skip
+        return {row[0]: ttl for row, ttl in zip(rows, figures, strict=True)}
+
+    def ttls_many(
+        self,
+        writes: Iterable[tuple[DataType | str, float | None]],
+        levels: tuple[TierLevel, ...] = LEVELS,
+        *,
+        warm_interval: float | None = None,
+        access_weight: float = 1.0,
+    ) -> list[list[float]]:
+        """``ttls`` for a batch of (data type, volatility) pairs, each as a list in the order
+        of ``levels``: the same figures and the same draws from ``rng`` as calling ``ttls``
+        for each in turn. It is on every write's path, so the per-level rows are looked up
+        once per data type and the coverage once per batch."""
         cover = 0.0
         if warm_interval is not None and warm_interval > 0:
             cover = self.coverage_s(warm_interval)
+        weight = _weight(access_weight)
         # rng.uniform(-j, j) is -j + (j - -j) * rng.random(): the same draw, without a call
         draw, low, span = self.rng.random, -self.jitter, self.jitter + self.jitter
-        deepest = len(rows) - 1
-        out: dict[TierLevel, float] = {}
-        floor = 0.0
-        for i, (level, base, lo, hi) in enumerate(rows):
-            ttl = min(max(base * scale * weight, lo), hi)
-            ttl *= 1.0 + (low + span * draw())
-            if i == deepest and cover:
-                ttl = max(ttl, cover)
-            floor = max(floor, ttl)
-            out[level] = floor
+        memo, scale_of = self._by_levels, self._scale
+        out: list[list[float]] = []
+        for data_type, volatility in writes:
+            rows = memo.get((data_type, levels)) or self._level_rows(data_type, levels)
+            scale = scale_of(volatility)
+            figures: list[float] = []
+            floor = 0.0
+            for _level, base, lo, hi in rows:
+                ttl = min(max(base * scale * weight, lo), hi)
+                ttl *= 1.0 + (low + span * draw())
+                floor = max(floor, ttl)
+                figures.append(floor)
+            if cover and figures and figures[-1] < cover:
+                figures[-1] = cover  # the deepest tier covers the warm interval
+            out.append(figures)
         return out
 
     def _scale(self, volatility: float | None) -> float:

@@ -299,6 +299,19 @@ def test_ttls_is_ttl_for_per_level_with_the_same_draws(
             assert fast == expected
 
 
+def test_ttls_many_is_ttls_in_turn() -> None:
+    batch = [(dt, vol) for dt in ("tickers", "signals", "x") for vol in (None, 0.02, 0.4)] * 3
+    for levels in (LEVELS, (TierLevel.L2, TierLevel.L3)):
+        for warm_interval in (None, 15.0, 600.0):
+            one = TTLPolicy(rng=random.Random(9))
+            expected = [
+                list(one.ttls(dt, levels, volatility=vol, warm_interval=warm_interval).values())
+                for dt, vol in batch
+            ]
+            many = TTLPolicy(rng=random.Random(9))
+            assert many.ttls_many(batch, levels, warm_interval=warm_interval) == expected
+
+
 def test_ttl_rows_follow_each_policy_and_bad_levels_still_fail() -> None:
     short = TTLPolicy(jitter=0.0, base_s={DataType.DEFAULT: (2.0, 6.0, 40.0)})
     default = TTLPolicy(jitter=0.0)
