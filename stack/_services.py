@@ -146,7 +146,7 @@ def kafka_properties(ports: Ports, data_dir: Path) -> str:
     )
 
 
-def kafka_java(libs: Path, main: str, *args: str, heap: str = "512m") -> list[str]:
+def kafka_java(libs: Path, main: str, *args: str, heap: str = "1g") -> list[str]:
     return [
         "java", "-Xms256m", f"-Xmx{heap}", "-XX:+UseG1GC",
         "-Djava.awt.headless=true",

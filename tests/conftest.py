@@ -8,8 +8,10 @@ for topic names, consumer group and cache key prefix, so tests cannot see each o
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +37,26 @@ class StackURLs:
         return f"kafka://{self.kafka_bootstrap}"
 
 
+#: namespaces handed out in this session; their topics are deleted at the end, so a stack
+#: that outlives many runs does not pile up thousands of partitions
+_NAMESPACES: list[str] = []
+
+
+def _drop_namespaces(bootstrap: str) -> None:
+    from workers.agents import drop_namespace
+
+    def run() -> None:
+        try:
+            dropped = asyncio.run(drop_namespace(bootstrap, _NAMESPACES))
+            print(f"\ndeleted {len(dropped)} test topics", file=sys.stderr)
+        except Exception as exc:  # cleanup only: never fail the session for it
+            print(f"\ntest topics not deleted: {exc!r}", file=sys.stderr)
+
+    worker = threading.Thread(target=run)  # outside any event loop of the session
+    worker.start()
+    worker.join(120)
+
+
 def _strip(url: str, scheme: str) -> str:
     return url.split("://", 1)[1] if url.startswith(scheme + "://") else url
 
@@ -46,12 +68,14 @@ def stack_urls() -> Iterator[StackURLs]:
     memcached = os.environ.get("WARMFLEET_MEMCACHED_URL")
     if kafka and redis and memcached:
         yield StackURLs(_strip(kafka, "kafka"), redis, _strip(memcached, "memcached"))
+        _drop_namespaces(_strip(kafka, "kafka"))
         return
     cfg = StackConfig()
     was_running = status(cfg)["running"]
     info = up(cfg, lambda msg: print(msg, file=sys.stderr))
     try:
         yield StackURLs(info["kafka"], info["redis"], info["memcached"])
+        _drop_namespaces(info["kafka"])
     finally:
         if not was_running:
             down(cfg, lambda msg: None)
@@ -60,7 +84,9 @@ def stack_urls() -> Iterator[StackURLs]:
 @pytest.fixture
 def namespace() -> str:
     """A per-test prefix for topic names, consumer groups and cache keys."""
-    return f"t{uuid.uuid4().hex[:10]}."
+    name = f"t{uuid.uuid4().hex[:10]}."
+    _NAMESPACES.append(name)
+    return name
 
 
 @pytest.fixture

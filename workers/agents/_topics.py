@@ -45,3 +45,25 @@ async def ensure_topics(
         return created
     finally:
         await admin.close()
+
+
+async def drop_namespace(
+    bootstrap: str | Iterable[str],
+    prefixes: Iterable[str],
+    kafka_options: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Delete every topic whose name starts with one of ``prefixes`` (test and benchmark
+    namespaces, Faust's internal topics and the changelogs included); returns the names."""
+    wanted = tuple(p for p in prefixes if p)
+    if not wanted:
+        return []
+    servers = bootstrap if isinstance(bootstrap, str) else ",".join(bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers, **(kafka_options or {}))
+    await admin.start()
+    try:
+        doomed = sorted(t for t in await admin.list_topics() if t.startswith(wanted))
+        for start in range(0, len(doomed), 100):
+            await admin.delete_topics(doomed[start : start + 100])
+        return doomed
+    finally:
+        await admin.close()
