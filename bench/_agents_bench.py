@@ -99,16 +99,16 @@ def counter(port: int, name: str) -> float:
     )
 
 
-async def rate(port: int, name: str, expected: int, timeout_s: float = 120.0) -> float:
-    """Events/s between the first counted event and ``expected`` counted events."""
+async def rate(port: int, first: str, done: str, expected: int, timeout_s: float = 180.0) -> float:
+    """Events/s from the worker's first consumed event (counter ``first`` > 0) until
+    ``expected`` events are fully handled (counter ``done``)."""
     deadline = time.monotonic() + timeout_s
-    started: tuple[float, float] | None = None
+    started: float | None = None
     while time.monotonic() < deadline:
-        seen = counter(port, name)
         now = time.monotonic()
-        if started is None and seen > 0:
-            started = (now, seen)
-        if seen >= expected and started is not None:
-            return (seen - started[1]) / max(now - started[0], 1e-9)
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"{name} did not reach {expected} in {timeout_s} s")
+        if started is None and counter(port, first) > 0:
+            started = now
+        if started is not None and counter(port, done) >= expected:
+            return expected / max(now - started, 1e-9)
+        await asyncio.sleep(0.02)
+    raise TimeoutError(f"{done} did not reach {expected} in {timeout_s} s")

@@ -37,7 +37,7 @@ from bench._agents_bench import (
     ticker,
 )  # fmt: skip
 from topics import ANALYSIS_SYMBOLS, MARKET_TICKERS, symbol_key
-from workers.agents import ensure_topics
+from workers.agents import drop_namespace, ensure_topics
 
 
 def free_port() -> int:
@@ -104,6 +104,7 @@ async def one_round(rate: int, seconds: float, symbols: int, logs: Path) -> dict
         await out.stop()
         await prod.stop()
         stop(proc)
+        await drop_namespace(BOOTSTRAP, [ns])
     first_cover: dict[bytes, list[tuple[int, float]]] = {}
     for key, as_of, at in analysed:
         first_cover.setdefault(key, []).append((as_of, at))

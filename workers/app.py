@@ -18,7 +18,7 @@ from faust.types import TP
 from mode.services import WaitResults
 
 from topics import CATALOG
-from workers.agents import OVERVIEW_PARTS, Runtime, ensure_topics, install
+from workers.agents import CHANGELOGS, OVERVIEW_PARTS, Runtime, ensure_topics, install
 from workers.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -116,15 +116,7 @@ class _Consumer(faust_aiokafka.Consumer):
         # never commit past what the agents processed (see workers/agents/_progress.py)
         runtime: Runtime | None = getattr(self.app, "runtime", None)
         if runtime is not None:
-            asked = offsets
             offsets = runtime.progress.clamp(offsets, self.app.consumer_generation_id)
-            log.debug(
-                "offsets_commit",
-                asked={f"{tp.partition}": o for tp, o in asked.items() if "tickers" in tp.topic},
-                clamped={
-                    f"{tp.partition}": o for tp, o in offsets.items() if "tickers" in tp.topic
-                },
-            )
             if not offsets:
                 return False
         return bool(await super()._commit(offsets))
@@ -165,7 +157,7 @@ class AgentsApp(faust.App):
         await ensure_topics(
             settings.kafka_servers,
             settings.namespace,
-            (*CATALOG, OVERVIEW_PARTS),
+            (*CATALOG, OVERVIEW_PARTS, *CHANGELOGS),
             kafka_options=settings.kafka_client_options(),
         )
 

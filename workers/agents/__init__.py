@@ -1,5 +1,6 @@
-"""The analytics agents (Faust): per-symbol state from tickers and candles, the market
-overview, signals; every result written through L1/L2/L3 and published to Kafka."""
+"""The analytics worker (a Faust app): per-symbol state from tickers and candles (the
+symbol stream), the market overview, signals; every result written through L1/L2/L3 and
+published to Kafka."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from workers.agents._decode import CandlesView, InvalidEvent, decode_candles, de
 from workers.agents._overview import OverviewAgents
 from workers.agents._phase import DEFAULT_INTERVALS, PhaseFollower
 from workers.agents._runtime import OVERVIEW_PARTS, Runtime
-from workers.agents._symbols import SymbolAgents
-from workers.agents._topics import ensure_topics
+from workers.agents._store import CHANGELOGS, SymbolStore
+from workers.agents._symbols import SymbolStream
+from workers.agents._topics import drop_namespace, ensure_topics
 from workers.settings import Settings
 
 __all__ = [
+    "CHANGELOGS",
     "DEFAULT_INTERVALS",
     "OVERVIEW_PARTS",
     "CandlesView",
@@ -22,9 +25,11 @@ __all__ = [
     "OverviewAgents",
     "PhaseFollower",
     "Runtime",
-    "SymbolAgents",
+    "SymbolStore",
+    "SymbolStream",
     "decode_candles",
     "decode_ticker",
+    "drop_namespace",
     "ensure_topics",
     "install",
 ]
@@ -35,7 +40,8 @@ log = structlog.get_logger(__name__)
 def install(app: faust.App, settings: Settings) -> Runtime:
     """Declare every topic, table, agent and task of the analytics worker on ``app``."""
     rt = Runtime(app, settings)
-    symbols = SymbolAgents(app, rt)
+    symbols = SymbolStream(rt)
+    app.service(symbols)  # type: ignore[arg-type]  # an instance: started after the app
     OverviewAgents(app, rt, symbols)
 
     @app.task

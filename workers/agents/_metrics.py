@@ -5,6 +5,11 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter("warmfleet_agent_events_total", "Events consumed by the agents", ["topic"])
+PROCESSED = Counter(
+    "warmfleet_agent_events_processed_total",
+    "Events fully handled: every tier written, records acknowledged by Kafka, or dead-lettered",
+    ["topic"],
+)
 STALE = Counter(
     "warmfleet_agent_stale_skipped_total",
     "Events skipped because their as_of is not newer than the table's (duplicates, reorders)",

@@ -28,7 +28,7 @@ from topics import ANALYSIS_OVERVIEW, MARKET_TICKERS
 from topics.records import MarketOverview
 from workers.agents._metrics import FRESHNESS, LAG, OVERVIEWS, WRITE_ERRORS
 from workers.agents._runtime import OVERVIEW_PARTS, Runtime, now_ms, record_bytes
-from workers.agents._symbols import SymbolAgents, count_tier_writes, ticker_state
+from workers.agents._symbols import SymbolStream, count_tier_writes
 from workers.analytics import OverviewRow, overview_row, overviews
 
 log = structlog.get_logger(__name__)
@@ -37,7 +37,7 @@ TICK_S = 0.5  # how often the timer checks whether a snapshot is due
 
 
 class OverviewAgents:
-    def __init__(self, app: faust.App, rt: Runtime, symbols: SymbolAgents) -> None:
+    def __init__(self, app: faust.App, rt: Runtime, symbols: SymbolStream) -> None:
         self.app, self.rt, self.symbols = app, rt, symbols
         self.parts = app.topic(
             rt.parts_topic, partitions=OVERVIEW_PARTS.partitions, key_type=bytes,
@@ -57,30 +57,24 @@ class OverviewAgents:
 
     # ---- every worker: snapshots of its own partitions ---------------------------------
 
-    def owned_partitions(self) -> set[int]:
-        topic = self.rt.tickers_topic
-        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
-
     async def snapshot_partitions(self) -> None:
         self.observe_lag()
         interval = self.rt.interval("overview")
         if time.monotonic() - self.last_snapshot < interval:
             return
-        if self.app.rebalancing or self.app.in_recovery:
-            return  # the table is being rebuilt; the next tick will do
-        owned = self.owned_partitions()
+        store = self.symbols.store
+        if store.recovering:
+            return  # the tables are being rebuilt; the next tick will do
+        owned = set(store.owned)
         if not owned:
             return
         self.last_snapshot = time.monotonic()
         rows: dict[int, list[dict[str, Any]]] = {p: [] for p in owned}
         ages: list[int] = []
-        for value in list(self.symbols.ticks.values()):
-            if value is None or value.get("partition") not in rows:
-                continue
-            state = ticker_state(value)
-            assert state is not None
-            rows[value["partition"]].append(overview_row(state).to_dict())
-            ages.append(state.as_of_ms)
+        for partition, state in store.rows():
+            if partition in rows:
+                rows[partition].append(overview_row(state).to_dict())
+                ages.append(state.as_of_ms)
         computed = now_ms()
         for partition, members in sorted(rows.items()):
             body = {"partition": partition, "computed_ms": computed, "rows": members}

@@ -53,6 +53,7 @@ class Runtime:
     def __init__(self, app: faust.App, settings: Settings) -> None:
         self.app, self.settings = app, settings
         ns = settings.namespace
+        self.app_id = f"{ns}warmfleet-agents"
         self.tickers_topic = MARKET_TICKERS.named(ns)
         self.ohlcv_topic = MARKET_OHLCV.named(ns)
         self.symbols_topic = ANALYSIS_SYMBOLS.named(ns)
@@ -65,9 +66,9 @@ class Runtime:
             settings.kafka_client_options(),
         )
         self.progress = Progress()
-        self.progress.guard(self.tickers_topic, self.ohlcv_topic, self.parts_topic)
-        self.batch_max = 2000
-        self.batch_within_s = 0.01
+        self.progress.guard(self.parts_topic)
+        #: most events one batch of the symbol stream takes (it takes what has arrived)
+        self.batch_max = 20_000
         self._cache: MultiTierCache | None = None
 
     @property

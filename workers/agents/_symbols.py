@@ -1,20 +1,28 @@
-"""The per-symbol agents: ``market.tickers`` and ``market.ohlcv`` -> table state ->
-volatility and signals in all three tiers -> ``analysis.symbols``.
+"""The per-symbol hot path: ``market.tickers`` and ``market.ohlcv`` -> table state ->
+volatility, signals and the latest ticker in all three tiers -> ``analysis.symbols``.
 
-One batch (``take_events``) is handled in an order that makes a crash at any point safe
-under at-least-once delivery:
+It is a service of the Faust app (started and stopped with the worker), but it reads its
+topics with one aiokafka consumer and ``getmany`` batches rather than through a Faust
+agent: Faust hands an agent one message at a time (about 40 us each here), and a bare
+Faust agent that does nothing with its events tops out at 14,700-25,000 events/s on this
+2-core machine (``bench/bench_agents_throughput.py``), below the 20,000/s one worker must
+sustain. The bench's note in README.md has the figures.
 
-1. decode and validate each event (bad ones -> dead-letter topic, the batch carries on);
-   skip any event whose ``as_of_ms`` is not newer than the table's for its key, so
-   replays and reorders never double count or regress;
-2. fold the rest into per-key states (only the newest state per key leaves the batch);
-3. write every tier in one ``set_many`` per data type;
-4. publish ``analysis.symbols`` (queued on the producer, not awaited);
-5. set the table keys (their changelog records the state as done).
+Delivery is at-least-once with exactly-once effects:
 
-Faust acks the batch after the body returns, and commits offsets only after flushing the
-producer, so the changelog is never behind a committed offset. A replay after a crash
-re-derives the same state from the changelog and skips what it already counted.
+- The consumer group ``<app id>-symbols`` subscribes to both source topics with the range
+  assignor, which gives the same partition numbers of both topics (co-partitioned by key)
+  to the same worker. The tables of those partitions are read from their changelogs
+  (``workers/agents/_store.py``) before any of their events is processed.
+- One batch: decode and validate each event (bad ones -> dead-letter topic with the reason
+  and the original bytes); skip any whose ``as_of_ms`` is not newer than the state's, so
+  duplicates and reorders never double count or regress; fold the rest (only the newest
+  state per key leaves the batch); write every tier with one ``set_many`` per data type;
+  publish ``analysis.symbols``, the dead letters and the changelog records and wait for
+  the broker's acks; only then mark the batch's offsets processed.
+- Offsets are committed every second, before a rebalance takes partitions away, and on
+  shutdown -- only what was processed. A replay after a crash re-reads the changelog, which
+  is never behind a committed offset, and skips what it already counted.
 """
 
 from __future__ import annotations
@@ -24,16 +32,31 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import faust
+import mode
+import orjson
 import structlog
-from faust.types import EventT, StreamT
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 
 from tiers import CacheError, Write
-from topics import ANALYSIS_SYMBOLS, DEAD_LETTER, MARKET_OHLCV, MARKET_TICKERS
+from topics import ANALYSIS_SYMBOLS, DEAD_LETTER, MARKET_TICKERS
 from topics.records import DeadLetter, SymbolAnalysis
 from workers.agents._decode import InvalidEvent, decode_candles, decode_ticker_document
-from workers.agents._metrics import EVENTS, STALE, TIER_WRITES, WRITE_ERRORS, WRITE_SECONDS
-from workers.agents._runtime import Runtime, current_event, now_ms, record_bytes
+from workers.agents._metrics import (
+    EVENTS,
+    LAG,
+    PROCESSED,
+    STALE,
+    TIER_WRITES,
+    WRITE_ERRORS,
+    WRITE_SECONDS,
+)  # fmt: skip
+from workers.agents._outbox import Outbox
+from workers.agents._runtime import Runtime, now_ms, record_bytes
+from workers.agents._store import SymbolStore, ticker_value
 from workers.analytics import (
     CandleState,
     TickerState,
@@ -41,23 +64,19 @@ from workers.analytics import (
     observe_ticker,
     symbol_analysis,
 )
-from workers.deadletter import dead_letter, send_dead_letter
+from workers.deadletter import DEADLETTERS, dead_letter
 
 log = structlog.get_logger(__name__)
 
+# analysis.symbols is published to the source partition, which is the key's partition there
+assert ANALYSIS_SYMBOLS.partitions == MARKET_TICKERS.partitions
+
 States = dict[str, tuple[TickerState | None, CandleState | None]]
+Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 
-
-def ticker_state(value: dict[str, Any] | None) -> TickerState | None:
-    if value is None:
-        return None
-    fields = dict(value)
-    fields.pop("partition", None)
-    return TickerState.from_dict(fields)
-
-
-def candles_state(value: dict[str, Any] | None) -> CandleState | None:
-    return None if value is None else CandleState.from_dict(value)
+COMMIT_EVERY_S = 1.0
+_PARTITIONER = DefaultPartitioner()
+_DEAD_LETTER_PARTITIONS = list(range(DEAD_LETTER.partitions))
 
 
 def count_tier_writes(*answers: list[dict[str, float]]) -> None:
@@ -70,137 +89,217 @@ def count_tier_writes(*answers: list[dict[str, float]]) -> None:
         TIER_WRITES.labels(tier).inc(n)
 
 
-class SymbolAgents:
-    """Declares the topics, tables and agents on ``app``; holds what they share."""
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, stream: SymbolStream) -> None:
+        self.stream = stream
 
-    def __init__(self, app: faust.App, rt: Runtime) -> None:
-        self.app, self.rt = app, rt
-        raw = {"key_type": bytes, "value_type": bytes}
-        raw_codecs = {"key_serializer": "raw", "value_serializer": "raw"}
-        self.tickers = app.topic(
-            rt.tickers_topic, partitions=MARKET_TICKERS.partitions, **raw, **raw_codecs
-        )
-        self.ohlcv = app.topic(
-            rt.ohlcv_topic, partitions=MARKET_OHLCV.partitions, **raw, **raw_codecs
-        )
-        self.analyses = app.topic(
-            rt.symbols_topic, partitions=ANALYSIS_SYMBOLS.partitions, **raw, **raw_codecs
-        )
-        self.dead = app.topic(
-            rt.dead_letter_topic,
-            partitions=DEAD_LETTER.partitions,
-            key_type=bytes,
-            value_type=DeadLetter,
-            key_serializer="raw",
-        )
-        schema = faust.Schema(key_type=str, key_serializer="json", value_serializer="json")
-        # co-partitioned with their source topics: the same key lives on the same worker
-        self.ticks = app.Table(
-            "symbol-ticks", default=None, partitions=MARKET_TICKERS.partitions, schema=schema,
-            help="TickerState per exchange:symbol (+ the source partition)",
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        await self.stream.revoke({tp.partition for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        await self.stream.assign({tp.partition for tp in assigned})
+
+
+class SymbolStream(mode.Service):
+    """Consumes the source topics in batches for as long as the worker runs."""
+
+    def __init__(self, rt: Runtime, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rt = rt
+        self.store = SymbolStore(rt.settings.namespace)
+        self.group_id = f"{rt.app_id}-symbols"
+        #: the batch in flight and every commit / rebalance step take turns
+        self.lock = asyncio.Lock()
+        #: (topic, partition) -> next offset to process, for the batches fully handled
+        self.processed: dict[TopicPartition, int] = {}
+        self.committed: dict[TopicPartition, int] = {}
+        self.batches = 0
+        self._consumer: AIOKafkaConsumer | None = None
+        self._reader: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        settings = self.rt.settings
+        common: dict[str, Any] = {
+            "bootstrap_servers": ",".join(settings.kafka_servers),
+            **settings.kafka_client_options(),
+        }
+        self._producer = AIOKafkaProducer(
+            **common, acks="all", enable_idempotence=True, linger_ms=2,
+            max_batch_size=1024 * 1024, max_request_size=4 * 1024 * 1024,
         )  # fmt: skip
-        self.candles = app.Table(
-            "symbol-candles", default=None, partitions=MARKET_OHLCV.partitions, schema=schema,
-            help="CandleState per exchange:symbol",
-        )  # fmt: skip
-        app.agent(self.tickers, name="analyse_tickers")(self.analyse_tickers)
-        app.agent(self.ohlcv, name="analyse_candles")(self.analyse_candles)
+        self._reader = AIOKafkaConsumer(
+            **common, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
+        self._consumer = AIOKafkaConsumer(
+            **common,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            session_timeout_ms=10_000,  # a killed worker's partitions move within ~10 s
+            heartbeat_interval_ms=2_000,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        await self._producer.start()
+        await self._reader.start()
+        await self._consumer.start()
+        self._consumer.subscribe(
+            [self.rt.tickers_topic, self.rt.ohlcv_topic], listener=_Rebalance(self)
+        )
+        self._loop_task = asyncio.create_task(self._run(), name="symbol-stream")
 
-    # ---- agents -------------------------------------------------------------------------
+    async def on_stop(self) -> None:
+        # before mode cancels anything: let the batch in flight finish, then commit it
+        self._stopping = True
+        if self._loop_task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._loop_task), timeout=30)
+            except TimeoutError:
+                log.error("symbol_stream_stop_timeout", waited_s=30)
+                self._loop_task.cancel()
+        async with self.lock:
+            await self._commit()
+        for client in (self._consumer, self._reader, self._producer):
+            if client is not None:
+                try:
+                    await client.stop()
+                except KafkaError as exc:
+                    log.warning("kafka_client_stop_failed", error=str(exc))
+        log.info("symbol_stream_stopped", batches=self.batches, committed=len(self.committed))
 
-    async def analyse_tickers(self, stream: StreamT[bytes]) -> None:
-        async for events in stream.take_events(self.rt.batch_max, within=self.rt.batch_within_s):
-            await self.on_tickers(events)
-            self.rt.progress.mark(events)
+    # ---- the loop -----------------------------------------------------------------------
 
-    async def analyse_candles(self, stream: StreamT[bytes]) -> None:
-        async for events in stream.take_events(self.rt.batch_max, within=self.rt.batch_within_s):
-            await self.on_candles(events)
-            self.rt.progress.mark(events)
+    async def _run(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        last_commit = time.monotonic()
+        while not self._stopping:
+            try:
+                batch = await consumer.getmany(timeout_ms=100, max_records=self.rt.batch_max)
+            except KafkaError as exc:
+                log.warning("consume_failed", error=str(exc))
+                await asyncio.sleep(1.0)
+                continue
+            if batch:
+                async with self.lock:
+                    await self._guarded(batch)
+            if time.monotonic() - last_commit >= COMMIT_EVERY_S:
+                async with self.lock:
+                    await self._commit()
+                self._observe_lag()
+                last_commit = time.monotonic()
 
-    # ---- batches ------------------------------------------------------------------------
+    async def _guarded(self, batch: Batch) -> None:
+        """``handle(batch)``; if it fails for an unforeseen reason, the consumer goes back
+        to the batch's first offsets so nothing is skipped, and the failure is logged."""
+        try:
+            await self.handle(batch)
+        except Exception:
+            log.exception("batch_failed", partitions=len(batch), retry_in_s=1.0)
+            consumer = self._consumer
+            assert consumer is not None
+            owned = consumer.assignment()
+            for tp, records in batch.items():
+                if tp in owned and records:
+                    consumer.seek(tp, records[0].offset)
+            await asyncio.sleep(1.0)
 
-    async def on_tickers(self, events: Sequence[EventT]) -> None:
-        topic = self.rt.tickers_topic
-        if not events:
-            return
-        EVENTS.labels(topic).inc(len(events))
-        touched: dict[str, tuple[EventT, TickerState]] = {}
+    async def handle(self, batch: Batch) -> None:
+        store, rt = self.store, self.rt
+        tickers_topic, ohlcv_topic = rt.tickers_topic, rt.ohlcv_topic
+        ticks: dict[str, TickerState] = {}
+        candles: dict[str, CandleState] = {}
         documents: dict[str, dict[str, Any]] = {}
-        for event in events:
-            message = event.message
-            try:
-                key, view, document = decode_ticker_document(message.key, message.value)
-            except InvalidEvent as exc:
-                await self.reject(event, exc)
-                continue
-            held = touched.get(key)
-            state = held[1] if held is not None else ticker_state(self.ticks.get(key))
-            if state is not None and view.as_of_ms <= state.as_of_ms:
-                STALE.labels(topic).inc()
-                continue
-            touched[key] = (event, observe_ticker(state, view))
-            documents[key] = document
-        if not touched:
+        partition_of: dict[str, int] = {}
+        rejected: list[tuple[ConsumerRecord[bytes, bytes], InvalidEvent]] = []
+        processed: dict[TopicPartition, int] = {}
+        for tp, records in batch.items():
+            if tp.partition not in store.owned or not records:
+                continue  # revoked after the fetch: the new owner reads these again
+            processed[tp] = records[-1].offset + 1
+            EVENTS.labels(tp.topic).inc(len(records))
+            stale = 0
+            if tp.topic == tickers_topic:
+                for record in records:
+                    try:
+                        key, view, document = decode_ticker_document(record.key, record.value)
+                    except InvalidEvent as exc:
+                        rejected.append((record, exc))
+                        continue
+                    state = ticks.get(key) or store.ticks.get(key)
+                    if state is not None and view.as_of_ms <= state.as_of_ms:
+                        stale += 1
+                        continue
+                    ticks[key] = observe_ticker(state, view)
+                    documents[key] = document
+                    partition_of[key] = tp.partition
+            elif tp.topic == ohlcv_topic:
+                for record in records:
+                    try:
+                        key, cview = decode_candles(record.key, record.value)
+                    except InvalidEvent as exc:
+                        rejected.append((record, exc))
+                        continue
+                    previous = candles.get(key) or store.candles.get(key)
+                    if previous is not None and cview.as_of_ms <= previous.as_of_ms:
+                        stale += 1
+                        continue
+                    candles[key] = candle_state(
+                        cview.exchange, cview.symbol, cview.timeframe, cview.rows,
+                        cview.as_of_ms, previous,
+                    )  # fmt: skip
+                    partition_of[key] = tp.partition
+            if stale:
+                STALE.labels(tp.topic).inc(stale)
+        outbox = Outbox(self._producer)  # type: ignore[arg-type]
+        for record, exc in rejected:
+            self._dead_letter(outbox, record, exc)
+        if partition_of:
+            states: States = {
+                key: (
+                    ticks.get(key) or store.ticks.get(key),
+                    candles.get(key) or store.candles.get(key),
+                )
+                for key in partition_of
+            }  # fmt: skip
+            await self._write_tiers(states, documents, partition_of, outbox)
+            for key, state in ticks.items():
+                outbox.add(
+                    store.ticks_changelog, partition_of[key], key.encode(),
+                    ticker_value(state, partition_of[key]),
+                )  # fmt: skip
+            for key, cstate in candles.items():
+                outbox.add(
+                    store.candles_changelog, partition_of[key], key.encode(),
+                    orjson.dumps(cstate.to_dict()),
+                )  # fmt: skip
+            store.ticks.update(ticks)
+            store.candles.update(candles)
+            store.partition_of.update(partition_of)
+        if not await outbox.deliver(should_stop=lambda: self._stopping):
+            # shutting down with Kafka unreachable: leave the offsets; a replay redoes them
+            log.error("batch_not_delivered", records=sum(len(r) for r in batch.values()))
             return
-        states: States = {
-            key: (state, candles_state(self.candles.get(key)))
-            for key, (_, state) in touched.items()
-        }
-        await self.write_and_publish(states, documents)
-        for key, (event, state) in touched.items():
-            with current_event(event):
-                self.ticks[key] = {**state.to_dict(), "partition": event.message.partition}
+        self.processed.update(processed)
+        self.batches += 1
+        for tp, records in batch.items():
+            if tp in processed:
+                PROCESSED.labels(tp.topic).inc(len(records))
 
-    async def on_candles(self, events: Sequence[EventT]) -> None:
-        topic = self.rt.ohlcv_topic
-        if not events:
-            return
-        EVENTS.labels(topic).inc(len(events))
-        touched: dict[str, tuple[EventT, CandleState]] = {}
-        for event in events:
-            message = event.message
-            try:
-                key, view = decode_candles(message.key, message.value)
-            except InvalidEvent as exc:
-                await self.reject(event, exc)
-                continue
-            held = touched.get(key)
-            state = held[1] if held is not None else candles_state(self.candles.get(key))
-            if state is not None and view.as_of_ms <= state.as_of_ms:
-                STALE.labels(topic).inc()
-                continue
-            new = candle_state(
-                view.exchange, view.symbol, view.timeframe, view.rows, view.as_of_ms, state
-            )
-            touched[key] = (event, new)
-        if not touched:
-            return
-        states: States = {
-            key: (ticker_state(self.ticks.get(key)), state) for key, (_, state) in touched.items()
-        }
-        await self.write_and_publish(states)
-        for key, (event, state) in touched.items():
-            with current_event(event):
-                self.candles[key] = state.to_dict()
-
-    async def reject(self, event: EventT, exc: InvalidEvent) -> None:
-        message = event.message
-        letter = dead_letter(
-            source_topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            key=message.key,
-            payload=message.value,
-            reason=exc.reason,
-        )
-        await send_dead_letter(self.dead, letter, exc.kind)
-
-    async def write_and_publish(
-        self, states: States, tickers: Mapping[str, dict[str, Any]] | None = None
+    async def _write_tiers(
+        self,
+        states: States,
+        documents: Mapping[str, dict[str, Any]],
+        partition_of: Mapping[str, int],
+        outbox: Outbox,
     ) -> None:
-        """Write each symbol's analysis, signals and (from the ticker agent) its latest ticker
-        through all tiers, then publish ``analysis.symbols``."""
+        """Each symbol's analysis, signals and (for a new ticker) its latest ticker through
+        all tiers; then its ``analysis.symbols`` record into ``outbox``."""
         rt = self.rt
         computed = now_ms()
         analyses: list[tuple[str, dict[str, Any]]] = []
@@ -221,7 +320,7 @@ class SymbolAgents:
                 "as_of_ms": as_of, "computed_ms": computed,
             }  # fmt: skip
             signals.append(Write(rt.key("signals", ex, sym), summary, "signals", as_of, vol))
-            document = tickers.get(key) if tickers else None
+            document = documents.get(key)
             if document is not None:
                 latest.append(
                     Write(
@@ -242,7 +341,83 @@ class SymbolAgents:
             WRITE_ERRORS.labels(type(exc).__name__).inc()
             log.error("cache_write_failed", error=str(exc), keys=len(states))
         WRITE_SECONDS.observe(time.perf_counter() - started)
-        # Not awaiting delivery: the producer is flushed before any offset commit, so a
-        # record can only be missing after a SIGKILL, and then a newer one supersedes it.
-        for key, a in analyses:
-            await self.analyses.send(key=key.encode(), value=record_bytes(SymbolAnalysis, a))
+        topic = rt.symbols_topic
+        for key, analysis in analyses:
+            outbox.add(
+                topic, partition_of[key], key.encode(), record_bytes(SymbolAnalysis, analysis)
+            )
+
+    def _dead_letter(
+        self, outbox: Outbox, record: ConsumerRecord[bytes, bytes], exc: InvalidEvent
+    ) -> None:
+        letter = dead_letter(
+            source_topic=record.topic, partition=record.partition, offset=record.offset,
+            key=record.key, payload=record.value, reason=exc.reason,
+        )  # fmt: skip
+        DEADLETTERS.labels(exc.kind).inc()
+        log.warning(
+            "event_dead_lettered", source_topic=letter.source_topic, partition=letter.partition,
+            offset=letter.offset, reason=letter.reason,
+        )  # fmt: skip
+        key = record.topic.encode()  # keyed by source topic, partitioned as Kafka's clients do
+        partition = _PARTITIONER(key, _DEAD_LETTER_PARTITIONS, _DEAD_LETTER_PARTITIONS)
+        outbox.add(
+            self.rt.dead_letter_topic, partition, key,
+            record_bytes(DeadLetter, letter.asdict()),
+        )  # fmt: skip
+
+    # ---- commits and rebalances ---------------------------------------------------------
+
+    async def _commit(self) -> None:
+        """Commit what was processed since the last commit (call with ``self.lock`` held)."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        owned = consumer.assignment()
+        due = {
+            tp: offset
+            for tp, offset in self.processed.items()
+            if tp in owned and self.committed.get(tp) != offset
+        }
+        if not due:
+            return
+        try:
+            await consumer.commit(due)
+        except KafkaError as exc:
+            # a rebalance in between: the next owner replays from the last commit, and
+            # skips what the changelog already holds
+            log.warning("commit_failed", error=str(exc), partitions=len(due))
+            return
+        self.committed.update(due)
+
+    async def revoke(self, partitions: set[int]) -> None:
+        async with self.lock:  # the batch in flight finishes first
+            await self._commit()
+            self.store.drop(partitions)
+            for tp in [tp for tp in self.processed if tp.partition in partitions]:
+                del self.processed[tp]
+                self.committed.pop(tp, None)
+        log.info("partitions_revoked", partitions=sorted(partitions))
+
+    async def assign(self, partitions: set[int]) -> None:
+        assert self._reader is not None
+        async with self.lock:
+            self.store.drop(self.store.owned - partitions)
+            await self.store.recover(self._reader, partitions)
+        log.info("partitions_assigned", partitions=sorted(partitions))
+
+    def _observe_lag(self) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        lag: dict[str, int] = {}
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            done = self.processed.get(tp)
+            if end is not None and done is not None:
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(end - done, 0)
+        for topic, value in lag.items():
+            LAG.labels(topic).set(value)
+
+    def owned_partitions(self) -> set[int]:
+        return set(self.store.owned)

@@ -1,0 +1,133 @@
+"""Per-symbol state of the partitions one worker owns, backed by compacted changelog topics.
+
+Two tables, ``symbol-ticks`` (``TickerState``) and ``symbol-candles`` (``CandleState``),
+keyed ``exchange:symbol``. Every change is written to the table's changelog partition with
+the same number as the source partition the key lives on, so a worker that is assigned
+partition ``p`` of the source topics rebuilds exactly those keys by reading partition ``p``
+of each changelog to its end. The topic names and the JSON values are the ones the Faust
+tables of earlier versions wrote (their keys were JSON strings, read here too).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import orjson
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from topics import MARKET_OHLCV, MARKET_TICKERS, TopicSpec
+from workers.analytics import CandleState, TickerState
+
+log = structlog.get_logger(__name__)
+
+TICKS_CHANGELOG = TopicSpec(
+    "warmfleet-agents-symbol-ticks-changelog", MARKET_TICKERS.partitions, None, True,
+    "exchange:symbol",
+)  # fmt: skip
+CANDLES_CHANGELOG = TopicSpec(
+    "warmfleet-agents-symbol-candles-changelog", MARKET_OHLCV.partitions, None, True,
+    "exchange:symbol",
+)  # fmt: skip
+CHANGELOGS = (TICKS_CHANGELOG, CANDLES_CHANGELOG)
+
+
+def ticker_value(state: TickerState, partition: int) -> bytes:
+    return orjson.dumps({**state.to_dict(), "partition": partition})
+
+
+def ticker_from(value: bytes) -> tuple[TickerState, int | None]:
+    fields = orjson.loads(value)
+    partition = fields.pop("partition", None)
+    return TickerState.from_dict(fields), partition
+
+
+class SymbolStore:
+    def __init__(self, namespace: str) -> None:
+        self.ticks_changelog = TICKS_CHANGELOG.named(namespace)
+        self.candles_changelog = CANDLES_CHANGELOG.named(namespace)
+        self.ticks: dict[str, TickerState] = {}
+        self.candles: dict[str, CandleState] = {}
+        #: key -> the source partition it lives on
+        self.partition_of: dict[str, int] = {}
+        #: source partitions recovered and being processed here
+        self.owned: set[int] = set()
+        self.recovering = False
+
+    def rows(self) -> Iterator[tuple[int, TickerState]]:
+        """``(partition, ticker state)`` of every symbol this worker holds."""
+        partition_of = self.partition_of
+        for key, state in list(self.ticks.items()):
+            yield partition_of[key], state
+
+    def drop(self, partitions: Iterable[int]) -> None:
+        gone = set(partitions)
+        self.owned -= gone
+        for key in [k for k, p in self.partition_of.items() if p in gone]:
+            del self.partition_of[key]
+            self.ticks.pop(key, None)
+            self.candles.pop(key, None)
+
+    async def recover(self, reader: AIOKafkaConsumer, partitions: Iterable[int]) -> int:
+        """Read both changelogs' ``partitions`` to their end offsets into the tables, then
+        own them. Returns the number of changelog records read."""
+        wanted = sorted(set(partitions) - self.owned)
+        if not wanted:
+            return 0
+        started = time.monotonic()
+        self.recovering = True
+        try:
+            tps = [
+                TopicPartition(topic, p)
+                for topic in (self.ticks_changelog, self.candles_changelog)
+                for p in wanted
+            ]
+            reader.assign(tps)
+            ends = await reader.end_offsets(tps)
+            await reader.seek_to_beginning(*tps)
+            left = {tp for tp in tps if ends[tp] > 0}
+            read = 0
+            while left:
+                batch = await reader.getmany(*left, timeout_ms=500)
+                for tp, records in batch.items():
+                    for record in records:
+                        self._apply(tp, record.key, record.value)
+                    read += len(records)
+                for tp in list(left):
+                    if await reader.position(tp) >= ends[tp]:
+                        left.discard(tp)
+            self.owned.update(wanted)
+        finally:
+            self.recovering = False
+            reader.unsubscribe()
+        log.info(
+            "tables_recovered", partitions=wanted, records=read, keys=len(self.partition_of),
+            seconds=round(time.monotonic() - started, 3),
+        )  # fmt: skip
+        return read
+
+    def _apply(self, tp: TopicPartition, raw_key: bytes | None, value: bytes | None) -> None:
+        if raw_key is None:
+            return
+        key = raw_key.decode("utf-8", "replace").strip('"')
+        try:
+            if tp.topic == self.ticks_changelog:
+                if value is None:
+                    self.ticks.pop(key, None)
+                    return
+                self.ticks[key] = ticker_from(value)[0]
+            else:
+                if value is None:
+                    self.candles.pop(key, None)
+                    return
+                self.candles[key] = CandleState.from_dict(orjson.loads(value))
+        except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+            # a record this version cannot read: the next event of the key starts afresh
+            log.warning("changelog_record_skipped", topic=tp.topic, key=key, error=str(exc))
+            return
+        self.partition_of[key] = tp.partition
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"owned": sorted(self.owned), "keys": len(self.partition_of)}
