@@ -86,11 +86,46 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def counter(port: int, name: str) -> float:
+def scrape(port: int) -> str:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            text = resp.read().decode()
+            return str(resp.read().decode())
     except OSError:
+        return ""
+
+
+def buckets(port: int, name: str) -> dict[float, float]:
+    """A Prometheus histogram's cumulative bucket counts: upper bound (s) -> count."""
+    out: dict[float, float] = {}
+    for line in scrape(port).splitlines():
+        if line.startswith(name + "_bucket{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            out[float(bound)] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """The q-quantile (s) of what was observed between two scrapes, interpolated linearly
+    inside its bucket (as Prometheus' histogram_quantile does)."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    total = counts[-1]
+    if total <= 0:
+        raise ValueError("nothing observed")
+    rank, lower, below = q * total, 0.0, 0.0
+    for bound, cumulative in zip(bounds, counts, strict=True):
+        if cumulative >= rank:
+            if bound == float("inf"):
+                return lower
+            inside = cumulative - below
+            return lower + (bound - lower) * ((rank - below) / inside if inside else 1.0)
+        lower, below = bound, cumulative
+    return lower
+
+
+def counter(port: int, name: str) -> float:
+    text = scrape(port)
+    if not text:
         return 0.0
     return sum(
         float(line.rsplit(" ", 1)[1])

@@ -20,6 +20,14 @@ WRITE_SECONDS = Histogram(
     "One batch write through all cache tiers",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+TIER_LATENCY = Histogram(
+    "warmfleet_agent_event_to_tiers_seconds",
+    "From an event's Kafka timestamp (its producer's send) to its result written in every tier",
+    buckets=(
+        0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.0125, 0.015, 0.0175, 0.02, 0.025,
+        0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ),
+)  # fmt: skip
 WRITE_ERRORS = Counter(
     "warmfleet_agent_write_errors_total", "Batch cache writes that raised", ["error"]
 )
