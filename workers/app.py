@@ -212,6 +212,12 @@ def create_app(settings: Settings) -> AgentsApp:
         value_serializer="raw",
     )
     app.runtime = install(app, settings)
+    if settings.table_store.rstrip("/") != "memory:":
+        log.warning(
+            "table_store_unused", table_store=settings.table_store,
+            detail="no Faust table holds state: the symbol tables live in memory and are "
+            "rebuilt from their changelog topics",
+        )  # fmt: skip
     return app
 
 

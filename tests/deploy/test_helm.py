@@ -374,7 +374,7 @@ def test_keda_scaled_object_targets_the_agents(optional: tuple[str, list[Manifes
     assert trigger["type"] == "kafka"
     meta = trigger["metadata"]
     assert meta["bootstrapServers"] == "kafka:9092"
-    assert meta["consumerGroup"] == "warmfleet-agents"
+    assert meta["consumerGroup"] == "warmfleet-agents-symbols"
     assert all(isinstance(v, str) for v in meta.values()), "KEDA trigger metadata are strings"
     assert int(meta["lagThreshold"]) > 0
     auth = _one(docs, "TriggerAuthentication", "agents")
@@ -387,7 +387,7 @@ def test_keda_scaled_object_targets_the_agents(optional: tuple[str, list[Manifes
 def test_keda_group_follows_the_namespace_prefix(helm: Path) -> None:
     _, docs = _render(helm, {"keda.enabled": "true", "namespacePrefix": "blue."}, CRD_APIS)
     trigger = _one(docs, "ScaledObject", "agents")["spec"]["triggers"][0]
-    assert trigger["metadata"]["consumerGroup"] == "blue.warmfleet-agents"
+    assert trigger["metadata"]["consumerGroup"] == "blue.warmfleet-agents-symbols"
     assert "authenticationRef" not in trigger
 
 

@@ -44,13 +44,13 @@ def install(app: faust.App, settings: Settings) -> Runtime:
     app.service(symbols)  # type: ignore[arg-type]  # an instance: started after the app
     OverviewAgents(app, rt, symbols)
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]  # Faust's decorator is untyped
     async def follow_phase() -> None:
         await rt.phase.run()
 
     if settings.metrics_port:
 
-        @app.task
+        @app.task  # type: ignore[untyped-decorator]
         async def serve_metrics() -> None:
             from prometheus_client import start_http_server
 

@@ -98,13 +98,14 @@ class OverviewAgents:
 
     async def compute_overview(self, stream: StreamT[bytes]) -> None:
         self.merger_started = time.monotonic()
-        async for events in stream.take_events(500, within=0.2):
+        # Faust's StreamT protocol lacks take_events, which its Stream has
+        async for events in stream.take_events(500, within=0.2):  # type: ignore[attr-defined]
             self.take(events)
             if self.ready():
                 await self.publish()
             self.rt.progress.mark(events)
 
-    def take(self, events: Sequence[EventT]) -> None:
+    def take(self, events: Sequence[EventT[Any]]) -> None:
         for event in events:
             try:
                 body = orjson.loads(event.message.value or b"")

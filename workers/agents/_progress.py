@@ -14,6 +14,7 @@ offsets: ``_Consumer.perform_seek`` and ``_Consumer.wait_first`` in ``workers/ap
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from faust.types import TP, EventT
 
@@ -23,12 +24,12 @@ class Progress:
         #: topics whose commits are clamped (the agents' source topics)
         self.guarded: set[str] = set()
         #: (topic, partition) -> (consumer generation, next offset to process)
-        self._next: dict[tuple[str, int], tuple[int, int]] = {}
+        self._next: dict[tuple[str, int], tuple[int | None, int]] = {}
 
     def guard(self, *topics: str) -> None:
         self.guarded.update(topics)
 
-    def mark(self, events: Sequence[EventT]) -> None:
+    def mark(self, events: Sequence[EventT[Any]]) -> None:
         """``events`` are fully handled (written, published or dead-lettered)."""
         nxt = self._next
         for event in events:

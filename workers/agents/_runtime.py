@@ -1,18 +1,12 @@
-"""What every agent shares in one worker process: settings, topic names, the tiered cache,
-the phase intervals, and the helper that lets a batch write table keys to the right
-changelog partition."""
+"""What every agent shares in one worker process: settings, topic names, the tiered cache
+and the phase intervals."""
 
 from __future__ import annotations
 
-import contextlib
 import time
-import weakref
-from collections.abc import Iterator
 from typing import Any
 
 import faust
-from faust.streams import _current_event
-from faust.types import EventT
 
 from tiers import MultiTierCache
 from topics import (
@@ -35,18 +29,6 @@ OVERVIEW_PARTS = TopicSpec("analysis.overview.parts", 1, 24 * 3600 * 1000, False
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-@contextlib.contextmanager
-def current_event(event: EventT) -> Iterator[None]:
-    """Make ``event`` Faust's current event, so a table write goes to *its* changelog
-    partition. A batch from ``take_events`` spans partitions; Faust picks the changelog
-    partition from the current event, which after ``take_events`` is only the last one."""
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
 
 
 class Runtime:

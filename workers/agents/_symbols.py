@@ -275,9 +275,10 @@ class SymbolStream(mode.Service):
                     partition_of[key] = tp.partition
             if stale:
                 STALE.labels(tp.topic).inc(stale)
-        outbox = Outbox(self._producer)  # type: ignore[arg-type]
-        for record, exc in rejected:
-            self._dead_letter(outbox, record, exc)
+        assert self._producer is not None
+        outbox = Outbox(self._producer)
+        for bad, why in rejected:
+            self._dead_letter(outbox, bad, why)
         if partition_of:
             states: States = {
                 key: (
@@ -306,9 +307,9 @@ class SymbolStream(mode.Service):
         # The next batch is handled while this one's records travel; its offsets count as
         # processed once they and every earlier batch's records are acknowledged.
         counts = {tp: len(records) for tp, records in batch.items() if tp in processed}
-        previous = self._deliveries[-1] if self._deliveries else None
+        before = self._deliveries[-1] if self._deliveries else None
         self._deliveries.append(
-            asyncio.create_task(self._deliver(outbox, processed, counts, previous))
+            asyncio.create_task(self._deliver(outbox, processed, counts, before))
         )
         while len(self._deliveries) > MAX_IN_FLIGHT:
             await self._deliveries.popleft()
