@@ -187,19 +187,10 @@ async def _observed(redis_client: aioredis.Redis, key: str, n: int) -> bool:
     return await observations(redis_client, key) == n
 
 
-# Issue #5 is open: on a just-started broker, the worker that replaces a SIGKILLed one can
-# stall without consuming (seen once in four clean CI-mode runs: every symbol stuck at the first
-# worker's count). Not strict: it passes when the replacement consumes, and still asserts
-# that nothing is lost or double counted whenever it does.
-TAKEOVER_STALL = pytest.mark.xfail(
-    strict=False, reason="#5: replacement worker may stall after SIGKILL on a fresh broker"
-)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "sig",
-    [signal.SIGTERM, pytest.param(signal.SIGKILL, marks=TAKEOVER_STALL)],
+    [signal.SIGTERM, signal.SIGKILL],
     ids=["sigterm", "sigkill"],
 )
 async def test_a_stopped_worker_is_replaced_without_losing_or_double_counting(
