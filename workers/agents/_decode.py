@@ -115,8 +115,8 @@ def decode_ticker_document(
         change_pct=None if change is None else float(change),
         as_of_ms=_timestamp(obj, "as_of_ms"),
     )
-    document = {name: value for name, value in obj.items() if name != "__faust"}
-    return _check_key(key, exchange, symbol), view, document
+    obj.pop("__faust", None)  # a fresh dict from orjson: the document is the rest of it
+    return _check_key(key, exchange, symbol), view, obj
 
 
 def decode_candles(key: bytes | None, raw: bytes | None) -> tuple[str, CandlesView]:

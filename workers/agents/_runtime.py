@@ -31,6 +31,10 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+#: cache keys remembered per worker (3 per symbol); past this the memo starts again
+KEYS_REMEMBERED = 300_000
+
+
 class Runtime:
     def __init__(self, app: faust.App, settings: Settings) -> None:
         self.app, self.settings = app, settings
@@ -52,6 +56,7 @@ class Runtime:
         #: most events one batch of the symbol stream takes (it takes what has arrived)
         self.batch_max = 20_000
         self._cache: MultiTierCache | None = None
+        self._keys: dict[tuple[str, ...], str] = {}
 
     @property
     def cache(self) -> MultiTierCache:
@@ -69,7 +74,15 @@ class Runtime:
             self._cache = None
 
     def key(self, data_type: str, *ids: str) -> str:
-        return key_for(data_type, *ids, prefix=self.settings.key_prefix)
+        """``key_for`` with this worker's prefix, remembered: every event of a batch needs
+        three keys, and building and validating them was a tenth of the worker's CPU."""
+        memo = (data_type, *ids)
+        key = self._keys.get(memo)
+        if key is None:
+            if len(self._keys) >= KEYS_REMEMBERED:
+                self._keys.clear()
+            key = self._keys[memo] = key_for(data_type, *ids, prefix=self.settings.key_prefix)
+        return key
 
     def interval(self, data_type: str) -> float:
         return self.phase.interval(data_type)
