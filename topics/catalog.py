@@ -54,6 +54,9 @@ def topic_config(spec: TopicSpec) -> dict[str, str]:
     config: dict[str, str] = {}
     if spec.compacted:
         config["cleanup.policy"] = "compact"
+        # roll a segment at least every 10 minutes so the cleaner can compact it: a busy
+        # changelog is read from its start by every worker it is assigned to
+        config["segment.ms"] = str(10 * 60 * 1000)
     if spec.retention_ms is not None:
         config["retention.ms"] = str(spec.retention_ms)
     return config

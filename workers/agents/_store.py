@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaTimeoutError
 
 from topics import MARKET_OHLCV, MARKET_TICKERS, TopicSpec
 from workers.analytics import CandleState, TickerState
@@ -32,6 +32,8 @@ CANDLES_CHANGELOG = TopicSpec(
     "exchange:symbol",
 )  # fmt: skip
 CHANGELOGS = (TICKS_CHANGELOG, CANDLES_CHANGELOG)
+#: a recovery that takes longer fails (and is retried with the next batch)
+RECOVERY_TIMEOUT_S = 120.0
 
 
 def ticker_value(state: TickerState, partition: int) -> bytes:
@@ -89,7 +91,12 @@ class SymbolStore:
             await reader.seek_to_beginning(*tps)
             left = {tp for tp in tps if ends[tp] > 0}
             read = 0
+            deadline = time.monotonic() + RECOVERY_TIMEOUT_S
             while left:
+                if time.monotonic() > deadline:
+                    raise KafkaTimeoutError(
+                        f"changelogs not read to their end within {RECOVERY_TIMEOUT_S:g} s"
+                    )
                 batch = await reader.getmany(*left, timeout_ms=500)
                 for tp, records in batch.items():
                     for record in records:
@@ -128,6 +135,3 @@ class SymbolStore:
             log.warning("changelog_record_skipped", topic=tp.topic, key=key, error=str(exc))
             return
         self.partition_of[key] = tp.partition
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"owned": sorted(self.owned), "keys": len(self.partition_of)}

@@ -195,30 +195,40 @@ class SymbolStream(mode.Service):
         while not self._stopping:
             try:
                 batch = await consumer.getmany(timeout_ms=100, max_records=self.rt.batch_max)
+                if batch:
+                    async with self.lock:
+                        await self._guarded(batch)
+                if time.monotonic() - last_commit >= COMMIT_EVERY_S:
+                    # off the loop: what is processed (delivered) is committed while the
+                    # next batches are handled; a rebalance or shutdown waits for it
+                    if self._committing is None or self._committing.done():
+                        self._committing = asyncio.create_task(self._commit(drain=False))
+                    self._observe_lag()
+                    last_commit = time.monotonic()
             except KafkaError as exc:
-                log.warning("consume_failed", error=str(exc))
+                log.warning("consume_failed", error=str(exc), retry_in_s=1.0)
                 await asyncio.sleep(1.0)
-                continue
-            if batch:
-                async with self.lock:
-                    await self._guarded(batch)
-            if time.monotonic() - last_commit >= COMMIT_EVERY_S:
-                # off the loop: what is processed (delivered) is committed while the next
-                # batches are handled; a rebalance or shutdown waits for it
-                if self._committing is None or self._committing.done():
-                    self._committing = asyncio.create_task(self._commit(drain=False))
-                self._observe_lag()
-                last_commit = time.monotonic()
+            except Exception:
+                # never a silent stop: the worker stays up, logs, and tries again
+                log.exception("symbol_stream_error", retry_in_s=1.0)
+                await asyncio.sleep(1.0)
 
     async def _guarded(self, batch: Batch) -> None:
         """``handle(batch)``; if it fails for an unforeseen reason, the consumer goes back
         to the batch's first offsets so nothing is skipped, and the failure is logged."""
+        consumer, reader = self._consumer, self._reader
+        assert consumer is not None and reader is not None
         try:
+            # partitions whose tables could not be recovered at assignment (Kafka trouble)
+            missing = {tp.partition for tp in consumer.assignment()} - self.store.owned
+            if missing:
+                await self.store.recover(reader, missing)
             await self.handle(batch)
-        except Exception:
-            log.exception("batch_failed", partitions=len(batch), retry_in_s=1.0)
-            consumer = self._consumer
-            assert consumer is not None
+        except Exception as exc:
+            if isinstance(exc, KafkaError):
+                log.warning("batch_deferred", error=str(exc), retry_in_s=1.0)
+            else:
+                log.exception("batch_failed", partitions=len(batch), retry_in_s=1.0)
             owned = consumer.assignment()
             for tp, records in batch.items():
                 if tp in owned and records:
@@ -473,7 +483,11 @@ class SymbolStream(mode.Service):
         assert self._reader is not None
         async with self.lock:
             self.store.drop(self.store.owned - partitions)
-            await self.store.recover(self._reader, partitions)
+            try:
+                await self.store.recover(self._reader, partitions)
+            except KafkaError as exc:
+                # their events wait: the next batch retries the recovery first
+                log.warning("recovery_deferred", partitions=sorted(partitions), error=str(exc))
         log.info("partitions_assigned", partitions=sorted(partitions))
 
     def _observe_lag(self) -> None:
