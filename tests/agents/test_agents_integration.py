@@ -242,3 +242,52 @@ async def test_a_stopped_worker_is_replaced_without_losing_or_double_counting(
         env = await cached(redis_client, key)
         assert env is not None
         assert env["a"] == T0 + per_symbol - 1 and env["v"]["last"] == price(per_symbol - 1)
+
+
+def overviews_written(worker: Any) -> float:
+    """The worker's ``warmfleet_agent_overviews_total``, summed over scopes (0 until its
+    metrics endpoint answers)."""
+    try:
+        text = worker.metrics()
+    except OSError:
+        return 0.0
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("warmfleet_agent_overviews_total{")
+    )
+
+
+@pytest.mark.slow
+async def test_the_overview_goes_on_when_the_worker_merging_it_is_killed(
+    start_worker: Any, producer: AIOKafkaProducer, namespace: str, redis_client: aioredis.Redis
+) -> None:
+    await set_phase(producer, namespace, tickers=15.0, overview=1.0)
+    symbols = [f"S{i:02d}/USDT" for i in range(24)]
+    for symbol in symbols:
+        await send_ticker(producer, namespace, "binance", symbol,
+                          ticker("binance", symbol, 100.0, T0, change_pct=0.0))  # fmt: skip
+    await producer.flush()
+    workers = [start_worker(), start_worker()]
+    overview_key = key_for("overview", "all", prefix=namespace.rstrip("."))
+
+    async def merger() -> Any:
+        counts = [await asyncio.to_thread(overviews_written, w) for w in workers]
+        return next((w for w, n in zip(workers, counts, strict=True) if n > 0), None)
+
+    merging = await eventually(merger)
+    (survivor,) = [w for w in workers if w is not merging]
+    before = await asyncio.to_thread(overviews_written, survivor)
+    merging.stop(signal.SIGKILL)
+    await send_ticker(producer, namespace, "binance", symbols[0],
+                      ticker("binance", symbols[0], 120.0, T0 + 100, change_pct=20.0))  # fmt: skip
+    await producer.flush()
+
+    async def newer_overview() -> dict[str, Any] | None:
+        env = await cached(redis_client, overview_key)
+        return env["v"] if env is not None and env["v"]["as_of_ms"] == T0 + 100 else None
+
+    overview = await eventually(newer_overview, timeout_s=90)
+    assert overview["symbols"] == len(symbols)
+    assert overview["top_gainers"][0]["symbol"] == symbols[0]
+    assert await asyncio.to_thread(overviews_written, survivor) > before
