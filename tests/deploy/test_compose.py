@@ -60,6 +60,8 @@ SHARED_METRICS = {
     "warmfleet_agent_events_total",
     "warmfleet_agent_deadletter_total",
     "warmfleet_agent_write_seconds",
+    "warmfleet_agent_event_to_tiers_seconds",
+    "warmfleet_agent_events_processed_total",
     "warmfleet_agent_consumer_lag",
     "warmfleet_freshness_seconds",
     "warmfleet_phase",
