@@ -131,7 +131,7 @@ def summarise(now: Snapshot, before: Snapshot | None) -> dict[str, Any]:
         "phase": phase,
         "intervals_s": intervals,
         "events_published_per_s": rate("poller", "warmfleet_poller_events_published_total"),
-        "events_processed_per_s": rate("worker", "warmfleet_agent_events_total"),
+        "events_processed_per_s": rate("worker", "warmfleet_agent_events_processed_total"),
         "reads_per_s": rate("reader", "warmfleet_reader_requests_total"),
         "tiers": tiers,
         "overall_hit_rate": served / lookups if lookups else None,
