@@ -3,7 +3,7 @@
 #   1. install helm if missing: `go install helm.sh/helm/v3/cmd/helm@$HELM_VERSION` into
 #      $WARMFLEET_HOME/bin (only the Go module proxy serves helm on our CI machines);
 #   2. `helm lint` and `helm template | kubernetes-validate --strict` for the default values and
-#      for the optional parts switched on (KEDA, ServiceMonitor, StatefulSet agents, secrets, sim).
+#      for the optional parts switched on (KEDA, ServiceMonitor, secrets, sim).
 # Idempotent: a second run reuses the binary. `helm/check.sh install` only installs and prints
 # the binary's path.
 #
@@ -56,14 +56,12 @@ install_helm() {
     say "helm installed in $((SECONDS - started)) s: $("$HELM" version --short)"
 }
 
-# the optional parts on: CRD APIs served, RocksDB agents in a StatefulSet, secrets referenced
+# the optional parts on: CRD APIs served, secrets referenced, the simulator
 # (`helm lint` has no --api-versions: it lints with the optional objects guarded off)
 CRD_APIS=(--api-versions keda.sh/v1alpha1 --api-versions monitoring.coreos.com/v1)
 OPTIONAL=(
     --set keda.enabled=true
     --set serviceMonitor.enabled=true
-    --set agents.kind=StatefulSet
-    --set agents.tableStore=rocksdb://
     --set kafka.auth.existingSecret=warmfleet-kafka
     --set redis.auth.existingSecret=warmfleet-redis
     --set sim.enabled=true

@@ -195,8 +195,8 @@ def create_app(settings: Settings) -> AgentsApp:
         broker=settings.kafka_url,
         broker_credentials=_credentials(settings),
         datadir=_data_dir(app_id),
-        # memory:// tables recover from their changelog topics on start
-        store=settings.table_store,
+        # no Faust table holds state: the symbol tables are the symbol stream's
+        store="memory://",
         topic_replication_factor=1,
         topic_partitions=12,
         web_enabled=False,
@@ -212,11 +212,11 @@ def create_app(settings: Settings) -> AgentsApp:
         value_serializer="raw",
     )
     app.runtime = install(app, settings)
-    if settings.table_store.rstrip("/") != "memory:":
+    if os.environ.get("WARMFLEET_TABLE_STORE"):
         log.warning(
-            "table_store_unused", table_store=settings.table_store,
-            detail="no Faust table holds state: the symbol tables live in memory and are "
-            "rebuilt from their changelog topics",
+            "setting_ignored", variable="WARMFLEET_TABLE_STORE",
+            detail="no longer used: the symbol tables live in memory and are rebuilt from "
+            "their changelog topics",
         )  # fmt: skip
     return app
 

@@ -62,8 +62,6 @@ class Settings:
     kafka_sasl_mechanism: str | None = None  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = field(default=None, repr=False)
-    #: Faust table store: memory:// (state rebuilt from changelogs) or rocksdb://
-    table_store: str = "memory://"
 
     def kafka_client_options(self) -> dict[str, Any]:
         """Keyword arguments for every aiokafka client (producer, consumer, admin)."""
@@ -148,10 +146,6 @@ class Settings:
                 raise ConfigError("WARMFLEET_METRICS_PORT", raw, "must be a port number or 0")
             kwargs["metrics_port"] = int(raw)
         kwargs.update(_kafka_security(get))
-        if (raw := get("TABLE_STORE")) is not None:
-            if raw.rstrip("/") not in ("memory:", "rocksdb:"):
-                raise ConfigError("WARMFLEET_TABLE_STORE", raw, "must be memory:// or rocksdb://")
-            kwargs["table_store"] = raw
         return cls(**kwargs)  # type: ignore[arg-type]
 
 

@@ -24,8 +24,6 @@ CRD_KINDS = {"ScaledObject", "TriggerAuthentication", "ServiceMonitor"}
 OPTIONAL_ON = {
     "keda.enabled": "true",
     "serviceMonitor.enabled": "true",
-    "agents.kind": "StatefulSet",
-    "agents.tableStore": "rocksdb://",
     "kafka.auth.existingSecret": "warmfleet-kafka",
     "redis.auth.existingSecret": "warmfleet-redis",
     "sim.enabled": "true",
@@ -313,7 +311,7 @@ def test_exchange_urls_and_simulator(helm: Path) -> None:
     assert _container(sim)["args"][:3] == ["sim", "--host", "0.0.0.0"]
 
 
-# --- optional parts: secrets, StatefulSet, KEDA, ServiceMonitor -----------------------------------
+# --- optional parts: secrets, KEDA, ServiceMonitor ----------------------------------------------
 
 
 def test_secrets_are_referenced_never_inlined(optional: tuple[str, list[Manifest]]) -> None:
@@ -341,22 +339,6 @@ def test_secrets_are_referenced_never_inlined(optional: tuple[str, list[Manifest
         Settings.from_env({"WARMFLEET_REDIS_URL": url.replace("$(WARMFLEET_REDIS_PASSWORD)", "pw")})
 
 
-def test_agents_statefulset_for_rocksdb(optional: tuple[str, list[Manifest]]) -> None:
-    _, docs = optional
-    agents = _workload(docs, "agents")
-    assert agents["kind"] == "StatefulSet"
-    headless = next(d for d in docs if d["metadata"]["name"] == agents["spec"]["serviceName"])
-    assert headless["kind"] == "Service" and headless["spec"]["clusterIP"] == "None"
-    (claim,) = agents["spec"]["volumeClaimTemplates"]
-    container = _container(agents)
-    assert {"name": claim["metadata"]["name"], "mountPath": "/var/lib/warmfleet"} in container[
-        "volumeMounts"
-    ]
-    assert _plain_env(container)["WARMFLEET_TABLE_STORE"] == "rocksdb://"
-    pod_volumes = {v["name"] for v in agents["spec"]["template"]["spec"]["volumes"]}
-    assert claim["metadata"]["name"] not in pod_volumes, "the claim, not an emptyDir"
-
-
 def test_keda_scaled_object_targets_the_agents(optional: tuple[str, list[Manifest]]) -> None:
     _, docs = optional
     agents = _workload(docs, "agents")
@@ -366,7 +348,7 @@ def test_keda_scaled_object_targets_the_agents(optional: tuple[str, list[Manifes
     spec = scaled["spec"]
     assert spec["scaleTargetRef"] == {
         "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
+        "kind": "Deployment",
         "name": agents["metadata"]["name"],
     }
     assert 0 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
@@ -421,8 +403,7 @@ def test_crd_objects_need_the_api_served(helm: Path) -> None:
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"agents.kind": "DaemonSet"}, "agents.kind"),
-        ({"agents.tableStore": "rocksdb://"}, "StatefulSet"),
+        ({"agents.kind": "StatefulSet"}, "kind"),
         ({"kafka.url": "http://kafka:9092"}, "kafka.url"),
         ({"redis.url": "redis://:hunter2@redis:6379/0"}, "redis.url"),
         ({"reader.autoscaling.targetCPUUtilizationPercentage": "150"}, "targetCPU"),

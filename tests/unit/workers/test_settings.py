@@ -12,7 +12,6 @@ def test_defaults_point_at_the_local_stack() -> None:
     assert s.redis_url == "redis://127.0.0.1:6379/0"
     assert s.memcached_url == "memcached://127.0.0.1:11211"
     assert s.kafka_client_options() == {}
-    assert s.table_store == "memory://"
 
 
 def test_urls_are_parsed_once() -> None:
@@ -37,7 +36,6 @@ def test_urls_are_parsed_once() -> None:
         ({"WARMFLEET_LOG_LEVEL": "LOUD"}, "WARMFLEET_LOG_LEVEL"),
         ({"WARMFLEET_METRICS_PORT": "99999"}, "WARMFLEET_METRICS_PORT"),
         ({"WARMFLEET_EXCHANGE_URLS": "binance"}, "WARMFLEET_EXCHANGE_URLS"),
-        ({"WARMFLEET_TABLE_STORE": "disk://"}, "WARMFLEET_TABLE_STORE"),
         ({"WARMFLEET_KAFKA_SASL_USERNAME": "svc"}, "WARMFLEET_KAFKA_SASL_PASSWORD"),
         ({"WARMFLEET_KAFKA_SASL_PASSWORD": "pw"}, "WARMFLEET_KAFKA_SASL_USERNAME"),
         ({"WARMFLEET_KAFKA_SECURITY_PROTOCOL": "TLS"}, "WARMFLEET_KAFKA_SECURITY_PROTOCOL"),
