@@ -143,11 +143,16 @@ def _answers(name: str, port: int) -> bool:
     )
 
 
+#: the servers this process started: they outlive `up` on purpose, and a dropped Popen of a
+#: running child warns (ResourceWarning) -- an error in a test session that starts the stack
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
 def _spawn(cmd: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         # a session of its own: the server outlives this command, and `down` can stop the group
-        return subprocess.Popen(
+        popen = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -155,6 +160,8 @@ def _spawn(cmd: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
             cwd=cwd,
             start_new_session=True,
         )
+    _STARTED.append(popen)
+    return popen
 
 
 def _wait_ready(name: str, port: int, popen: subprocess.Popen[bytes], log: Path) -> float:
