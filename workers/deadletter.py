@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import Any
 
 import structlog
 from prometheus_client import Counter
@@ -44,8 +43,8 @@ def original_bytes(letter: DeadLetter) -> bytes:
     return base64.b64decode(letter.payload_b64)
 
 
-async def send_dead_letter(topic: Any, letter: DeadLetter, kind: str) -> None:
-    """Publish ``letter`` on ``topic`` (a Faust topic), keyed by its source topic; count it."""
+def count_dead_letter(letter: DeadLetter, kind: str) -> None:
+    """Count and log ``letter`` (``kind`` labels the metric); the caller publishes it."""
     DEADLETTERS.labels(kind).inc()
     log.warning(
         "event_dead_lettered",
@@ -54,4 +53,3 @@ async def send_dead_letter(topic: Any, letter: DeadLetter, kind: str) -> None:
         offset=letter.offset,
         reason=letter.reason,
     )
-    await topic.send(key=letter.source_topic.encode(), value=letter)

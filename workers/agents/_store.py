@@ -37,13 +37,23 @@ RECOVERY_TIMEOUT_S = 120.0
 
 
 def ticker_value(state: TickerState, partition: int) -> bytes:
+    """A ``symbol-ticks`` changelog value (the source partition rides along, as it did)."""
     return orjson.dumps({**state.to_dict(), "partition": partition})
 
 
-def ticker_from(value: bytes) -> tuple[TickerState, int | None]:
+def ticker_from(value: bytes) -> TickerState:
     fields = orjson.loads(value)
-    partition = fields.pop("partition", None)
-    return TickerState.from_dict(fields), partition
+    fields.pop("partition", None)  # the record's own partition says where the key lives
+    return TickerState.from_dict(fields)
+
+
+def candles_value(state: CandleState) -> bytes:
+    """A ``symbol-candles`` changelog value."""
+    return orjson.dumps(state.to_dict())
+
+
+def candles_from(value: bytes) -> CandleState:
+    return CandleState.from_dict(orjson.loads(value))
 
 
 class SymbolStore:
@@ -124,12 +134,12 @@ class SymbolStore:
                 if value is None:
                     self.ticks.pop(key, None)
                     return
-                self.ticks[key] = ticker_from(value)[0]
+                self.ticks[key] = ticker_from(value)
             else:
                 if value is None:
                     self.candles.pop(key, None)
                     return
-                self.candles[key] = CandleState.from_dict(orjson.loads(value))
+                self.candles[key] = candles_from(value)
         except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
             # a record this version cannot read: the next event of the key starts afresh
             log.warning("changelog_record_skipped", topic=tp.topic, key=key, error=str(exc))

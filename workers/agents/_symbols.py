@@ -3,10 +3,10 @@ volatility, signals and the latest ticker in all three tiers -> ``analysis.symbo
 
 It is a service of the Faust app (started and stopped with the worker), but it reads its
 topics with one aiokafka consumer and ``getmany`` batches rather than through a Faust
-agent: Faust hands an agent one message at a time (about 40 us each here), and a bare
-Faust agent that does nothing with its events tops out at 14,700-25,000 events/s on this
-2-core machine (``bench/bench_agents_throughput.py``), below the 20,000/s one worker must
-sustain. The bench's note in README.md has the figures.
+agent: Faust hands an agent one message at a time, and a Faust agent that does nothing
+with its events tops out at 12,000-15,000 events/s on this 2-core machine (25,000 on a
+quiet one; ``bench/bench_agents_throughput.py``), below the 20,000/s one worker must
+sustain. README.md has the figures.
 
 Delivery is at-least-once with exactly-once effects:
 
@@ -17,9 +17,10 @@ Delivery is at-least-once with exactly-once effects:
 - One batch: decode and validate each event (bad ones -> dead-letter topic with the reason
   and the original bytes); skip any whose ``as_of_ms`` is not newer than the state's, so
   duplicates and reorders never double count or regress; fold the rest (only the newest
-  state per key leaves the batch); write every tier with one ``set_many`` per data type;
-  publish ``analysis.symbols``, the dead letters and the changelog records and wait for
-  the broker's acks; only then mark the batch's offsets processed.
+  state per key leaves the batch); write every tier with one ``set_many`` per warm
+  interval; queue ``analysis.symbols``, the dead letters and the changelog records as one
+  Kafka batch per partition. The next batch is handled while they travel; a batch's
+  offsets count as processed once its records and every earlier batch's are acknowledged.
 - Offsets are committed every second, before a rebalance takes partitions away, and on
   shutdown -- only what was processed. A replay after a crash re-reads the changelog, which
   is never behind a committed offset, and skips what it already counted.
@@ -35,7 +36,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import mode
-import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -59,7 +59,7 @@ from workers.agents._metrics import (
 )  # fmt: skip
 from workers.agents._outbox import Outbox
 from workers.agents._runtime import Runtime, now_ms, record_bytes
-from workers.agents._store import SymbolStore, ticker_value
+from workers.agents._store import SymbolStore, candles_value, ticker_value
 from workers.analytics import (
     CandleState,
     TickerState,
@@ -67,7 +67,7 @@ from workers.analytics import (
     observe_ticker,
     symbol_analysis,
 )
-from workers.deadletter import DEADLETTERS, dead_letter
+from workers.deadletter import count_dead_letter, dead_letter
 
 log = structlog.get_logger(__name__)
 
@@ -308,9 +308,8 @@ class SymbolStream(mode.Service):
                 )  # fmt: skip
             for key, cstate in candles.items():
                 outbox.add(
-                    store.candles_changelog, partition_of[key], key.encode(),
-                    orjson.dumps(cstate.to_dict()),
-                )  # fmt: skip
+                    store.candles_changelog, partition_of[key], key.encode(), candles_value(cstate)
+                )
             store.ticks.update(ticks)
             store.candles.update(candles)
             store.partition_of.update(partition_of)
@@ -429,11 +428,7 @@ class SymbolStream(mode.Service):
             source_topic=record.topic, partition=record.partition, offset=record.offset,
             key=record.key, payload=record.value, reason=exc.reason,
         )  # fmt: skip
-        DEADLETTERS.labels(exc.kind).inc()
-        log.warning(
-            "event_dead_lettered", source_topic=letter.source_topic, partition=letter.partition,
-            offset=letter.offset, reason=letter.reason,
-        )  # fmt: skip
+        count_dead_letter(letter, exc.kind)
         key = record.topic.encode()  # keyed by source topic, partitioned as Kafka's clients do
         partition = _PARTITIONER(key, _DEAD_LETTER_PARTITIONS, _DEAD_LETTER_PARTITIONS)
         outbox.add(
@@ -502,6 +497,3 @@ class SymbolStream(mode.Service):
                 lag[tp.topic] = lag.get(tp.topic, 0) + max(end - done, 0)
         for topic, value in lag.items():
             LAG.labels(topic).set(value)
-
-    def owned_partitions(self) -> set[int]:
-        return set(self.store.owned)
