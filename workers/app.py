@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import types
-from collections.abc import Coroutine, Generator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ import faust
 import structlog
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
-from mode.services import WaitResults
 
 from topics import CATALOG
 from workers.agents import CHANGELOGS, OVERVIEW_PARTS, Runtime, ensure_topics, install
@@ -31,73 +29,7 @@ class _Producer(faust_aiokafka.Producer):
         return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
 
 
-FAST_DRAIN = os.environ.get("WARMFLEET_AGENTS_FAST_DRAIN", "1") != "0"
-
-
-@types.coroutine
-def _first_step(coro: Coroutine[Any, Any, Any]) -> Generator[Any, None, tuple[bool, Any]]:
-    """Run ``coro`` up to its first suspension, in the calling task: ``(True, result)``
-    when it finished without suspending, else ``(False, what it yielded)``. No yield here,
-    so nothing else runs in between."""
-    try:
-        return False, coro.send(None)
-    except StopIteration as exc:
-        return True, exc.value
-    yield  # pragma: no cover  (makes this a generator)
-
-
-@types.coroutine
-def _rest(coro: Coroutine[Any, Any, Any], yielded: Any) -> Generator[Any, None, Any]:
-    """The rest of a coroutine ``_first_step`` suspended, as something a Task can run: it
-    hands the Task what the coroutine yielded, then drives it (results of futures are not
-    sent in asyncio, so only ``send(None)`` and ``throw``)."""
-    while True:
-        try:
-            yield yielded
-        except BaseException as exc:  # CancelledError included: passed on to coro
-            try:
-                yielded = coro.throw(exc)
-            except StopIteration as stop:
-                return stop.value
-        else:
-            try:
-                yielded = coro.send(None)
-            except StopIteration as stop:
-                return stop.value
-
-
-async def _finish(coro: Coroutine[Any, Any, Any], yielded: Any) -> Any:
-    return await _rest(coro, yielded)
-
-
 class _Consumer(faust_aiokafka.Consumer):
-    async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:  # noqa: ASYNC109
-        # The fetch loop's only call is ``wait_first(callback(message), suspend_flow.wait())``
-        # for every message: four tasks per message, a third of a worker's CPU at 10k
-        # events/s. Almost always the callback only enqueues and finishes without
-        # suspending, so its first step runs right here. If it suspends (flow control
-        # suspended for a rebalance or shutdown, a full buffer, a busy producer), the rest
-        # runs as a task raced against ``suspend_flow`` exactly as Faust does, so a
-        # rebalance still cancels it. Awaiting it to the end instead would finish the
-        # delivery after the rebalance's seek to the committed offsets, and the fetch loop
-        # would then set its read offset to the stale message's, dropping every re-fetched
-        # message below it.
-        if (
-            FAST_DRAIN
-            and timeout is None
-            and len(coros) == 2
-            and asyncio.iscoroutine(coros[0])
-            and asyncio.iscoroutine(coros[1])
-            and not self.suspend_flow.is_set()
-        ):
-            callback, suspended = coros
-            done, value = await _first_step(callback)
-            if done:
-                suspended.close()
-                return WaitResults([callback], [value], False)
-            coros = (_finish(callback, value), suspended)
-        return await super().wait_first(*coros, timeout=timeout)
-
     async def perform_seek(self) -> None:
         # Faust calls this at the end of a rebalance's recovery, after resuming the stream
         # partitions while the flow is still active (it was resumed to read changelogs), and

@@ -8,7 +8,7 @@ The agents record what they finished; the consumer clamps every commit to it
 
 Events fetched around a rebalance and then dropped (the rest of a fetched batch, or the
 agents' queues cleared when flow control resumes) are fetched again from the committed
-offsets: ``_Consumer.perform_seek`` and ``_Consumer.wait_first`` in ``workers/app.py``.
+offsets: ``_Consumer.perform_seek`` in ``workers/app.py``.
 """
 
 from __future__ import annotations
