@@ -56,6 +56,21 @@ class Worker:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as resp:
             return str(resp.read().decode())
 
+    def counter(self, name: str, **labels: str) -> float:
+        """The sum of the worker's ``name`` series carrying ``labels``; 0 while its metrics
+        endpoint is not up yet."""
+        try:
+            text = self.metrics()
+        except OSError:
+            return 0.0
+        wanted = [f'{k}="{v}"' for k, v in labels.items()]
+        total = 0.0
+        for line in text.splitlines():
+            series, _, value = line.rpartition(" ")
+            if series.partition("{")[0] == name and all(w in series for w in wanted):
+                total += float(value)
+        return total
+
 
 @pytest.fixture
 def worker_env(namespace: str, stack_urls: Any) -> dict[str, str]:

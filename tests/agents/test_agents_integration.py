@@ -28,6 +28,7 @@ from topics import DEAD_LETTER, key_for
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 T0 = 1_700_000_000_000
+OVERVIEWS_TOTAL = "warmfleet_agent_overviews_total"
 SQRT_006 = math.sqrt(0.06)  # one return into a zero EWMA variance: sqrt((1 - 0.94) r^2)
 
 
@@ -244,20 +245,6 @@ async def test_a_stopped_worker_is_replaced_without_losing_or_double_counting(
         assert env["a"] == T0 + per_symbol - 1 and env["v"]["last"] == price(per_symbol - 1)
 
 
-def overviews_written(worker: Any) -> float:
-    """The worker's ``warmfleet_agent_overviews_total``, summed over scopes (0 until its
-    metrics endpoint answers)."""
-    try:
-        text = worker.metrics()
-    except OSError:
-        return 0.0
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("warmfleet_agent_overviews_total{")
-    )
-
-
 @pytest.mark.slow
 async def test_the_overview_goes_on_when_the_worker_merging_it_is_killed(
     start_worker: Any, producer: AIOKafkaProducer, namespace: str, redis_client: aioredis.Redis
@@ -272,12 +259,12 @@ async def test_the_overview_goes_on_when_the_worker_merging_it_is_killed(
     overview_key = key_for("overview", "all", prefix=namespace.rstrip("."))
 
     async def merger() -> Any:
-        counts = [await asyncio.to_thread(overviews_written, w) for w in workers]
+        counts = [await asyncio.to_thread(w.counter, OVERVIEWS_TOTAL) for w in workers]
         return next((w for w, n in zip(workers, counts, strict=True) if n > 0), None)
 
     merging = await eventually(merger)
     (survivor,) = [w for w in workers if w is not merging]
-    before = await asyncio.to_thread(overviews_written, survivor)
+    before = await asyncio.to_thread(survivor.counter, OVERVIEWS_TOTAL)
     merging.stop(signal.SIGKILL)
     await send_ticker(producer, namespace, "binance", symbols[0],
                       ticker("binance", symbols[0], 120.0, T0 + 100, change_pct=20.0))  # fmt: skip
@@ -290,4 +277,4 @@ async def test_the_overview_goes_on_when_the_worker_merging_it_is_killed(
     overview = await eventually(newer_overview, timeout_s=90)
     assert overview["symbols"] == len(symbols)
     assert overview["top_gainers"][0]["symbol"] == symbols[0]
-    assert await asyncio.to_thread(overviews_written, survivor) > before
+    assert await asyncio.to_thread(survivor.counter, OVERVIEWS_TOTAL) > before

@@ -72,16 +72,6 @@ def symbols_on_every_partition(prefix: str, per_partition: int) -> list[str]:
     return sorted(s for symbols in taken.values() for s in symbols)
 
 
-def metric(worker: Worker, name: str, topic: str) -> float:
-    """A worker's counter for ``topic``; 0 while its metrics endpoint is not up yet."""
-    try:
-        text = worker.metrics()
-    except OSError:
-        return 0.0
-    prefix = f'{name}{{topic="{topic}"}} '
-    return next((float(ln.split()[-1]) for ln in text.splitlines() if ln.startswith(prefix)), 0.0)
-
-
 def log_events(worker: Worker, event: str) -> list[dict[str, Any]]:
     """The worker's structlog JSON lines named ``event`` (Faust's own lines skipped)."""
     found = []
@@ -278,7 +268,7 @@ async def test_candles_and_tickers_combine_duplicates_skip_and_bad_candles_dead_
     states = [CandleState.from_dict(orjson.loads(r.value)) for r in records if r.key == table_key]
     assert states == [expected_a, expected_b]
     assert await asyncio.to_thread(
-        metric, worker, "warmfleet_agent_stale_skipped_total", ohlcv_topic
+        worker.counter, "warmfleet_agent_stale_skipped_total", topic=ohlcv_topic
     ) == 2  # fmt: skip
 
     letters = [
@@ -309,8 +299,8 @@ async def test_two_workers_share_the_partitions_and_one_takes_over_after_sigterm
 
     def consumed() -> tuple[float, float]:
         return (
-            metric(first, "warmfleet_agent_events_total", tickers_topic),
-            metric(second, "warmfleet_agent_events_total", tickers_topic),
+            first.counter("warmfleet_agent_events_total", topic=tickers_topic),
+            second.counter("warmfleet_agent_events_total", topic=tickers_topic),
         )
 
     # feed until both workers have consumed tickers of their own partitions
@@ -364,7 +354,7 @@ async def test_redis_going_away_mid_stream_does_not_stop_the_worker(
     memcached = MultiTierCache.from_urls(f"memcached://{memcached_addr}", invalidation_channel=None)
 
     def processed() -> float:
-        return metric(worker, "warmfleet_agent_events_processed_total", tickers_topic)
+        return worker.counter("warmfleet_agent_events_processed_total", topic=tickers_topic)
 
     async def in_memcached() -> list[int]:
         hits = [await memcached.get(k) for k in keys]
@@ -457,7 +447,7 @@ async def test_tables_recover_from_a_faust_era_changelog(
 
     async def skipped() -> bool:
         return await asyncio.to_thread(
-            metric, worker, "warmfleet_agent_stale_skipped_total", tickers_topic
+            worker.counter, "warmfleet_agent_stale_skipped_total", topic=tickers_topic
         ) == 1  # fmt: skip
 
     await eventually(skipped, timeout_s=30)
@@ -495,7 +485,7 @@ async def test_sigterm_under_load_exits_cleanly_and_a_second_worker_finishes_exa
     async def first_consuming() -> bool:
         # the backlog's first batch is in the worker: handled, its records on their way
         return await asyncio.to_thread(
-            metric, first, "warmfleet_agent_events_total", tickers_topic
+            first.counter, "warmfleet_agent_events_total", topic=tickers_topic
         ) > 0  # fmt: skip
 
     await eventually(first_consuming, timeout_s=30, every_s=0.01)
