@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.agents.conftest import ticker
+from tests.workers.agents.conftest import ticker
 from workers.agents import InvalidEvent, decode_candles, decode_ticker
 
 KEY = b"binance:BTC/USDT"

@@ -12,7 +12,7 @@ from workers.agents._overview import OverviewAgents
 from workers.agents._phase import DEFAULT_INTERVALS, PhaseFollower
 from workers.agents._runtime import OVERVIEW_PARTS, Runtime
 from workers.agents._store import CHANGELOGS, SymbolStore
-from workers.agents._symbols import SymbolStream
+from workers.agents._symbol_stream import SymbolStream
 from workers.agents._topics import drop_namespace, ensure_topics
 from workers.settings import Settings
 

@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 from tests._servers import PrivateServer
-from tests.agents.conftest import (
+from tests.workers.agents.conftest import (
     Worker,
     analysis_key,
     cached,

@@ -10,9 +10,9 @@ import ccxt
 import pytest
 
 from sim import RunningSimulator, make_fault
-from tests.pollers.conftest import FAST, SYMBOLS, VENUES, SleepLog, make_job
+from tests.workers.pollers.conftest import FAST, SYMBOLS, VENUES, SleepLog, make_job
 from topics.records import BookTop, Candles, Ticker
-from workers.exchanges import ExchangePoller, RequestFailed
+from workers.pollers import ExchangePoller, RequestFailed
 
 Factory = Callable[..., ExchangePoller]
 TICKERS_PATH = {"binance": "/api/v3/ticker/24hr", "okx": "/api/v5/market/tickers"}

@@ -1,10 +1,11 @@
-"""`warmfleet poller`: warm jobs in from Kafka, market events out to Kafka.
+"""The poller service: warm jobs in from Kafka, market events out to Kafka.
 
 A plain aiokafka process rather than a Faust agent: pollers scale and restart on their own
 (their load is exchange rate limits, not event volume), hold no table state, and need
 exactly two things from Kafka — a consumer group over ``warm.jobs`` (key = exchange, so one
 consumer owns an exchange's partition and its rate limiter means something) and an
-idempotent producer (``acks=all``). The exchange logic lives in ``workers.exchanges``.
+idempotent producer (``acks=all``). The exchange logic lives in
+``workers.pollers._exchange``; ``warmfleet poller`` (``workers.cli._poller``) is the shell.
 
 Delivery is at-least-once: a job's offset is committed only once every event it produced
 is acknowledged by Kafka. Jobs run concurrently (bounded per exchange), so commits advance
@@ -14,10 +15,7 @@ agents compare ``as_of``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
-import signal
 import time
 from collections import defaultdict
 from collections.abc import Collection
@@ -40,11 +38,10 @@ from topics import (
     symbol_key,
 )
 from topics.records import WarmJob
-from workers import _poller_metrics as metrics
-from workers.exchanges import ExchangePoller, PollerConfig, PollResult
+from workers.pollers import _metrics as metrics
+from workers.pollers._exchange import ExchangePoller, PollerConfig, PollResult
 from workers.settings import Settings
 
-HELP = "poll exchanges (ccxt) for warm jobs from Kafka and publish market events"
 log = structlog.get_logger(__name__)
 
 GROUP = "warmfleet.pollers"
@@ -324,79 +321,3 @@ class PollerService:
             await asyncio.wait(pending, timeout=30)
         await self._commit()
         self._offsets.forget(revoked)
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    defaults = PollerConfig()
-    parser.add_argument(
-        "--rate-limit-ms",
-        type=float,
-        default=None,
-        help="ccxt rateLimit per weight unit (default: ccxt's, per exchange)",
-    )
-    parser.add_argument(
-        "--timeout-ms", type=int, default=defaults.timeout_ms, help="per-request timeout"
-    )
-    parser.add_argument("--candles-timeframe", default=defaults.candles_timeframe)
-    parser.add_argument("--candles-limit", type=int, default=defaults.candles_limit)
-    parser.add_argument("--book-depth", type=int, default=defaults.book_depth)
-    parser.add_argument(
-        "--concurrency",
-        type=int,
-        default=defaults.concurrency,
-        help="per-symbol requests in flight within one job",
-    )
-    parser.add_argument(
-        "--jobs-per-exchange", type=int, default=4, help="warm jobs polled at once per exchange"
-    )
-    parser.add_argument(
-        "--from-beginning",
-        action="store_true",
-        help="a new consumer group starts at the oldest job, not the newest",
-    )
-
-
-async def _main(args: argparse.Namespace) -> int:
-    from workers.logs import configure_logging
-
-    settings = Settings.from_env()
-    configure_logging(settings.log_level, settings.log_format)  # type: ignore[arg-type]
-    config = PollerConfig(
-        rate_limit_ms=args.rate_limit_ms,
-        timeout_ms=args.timeout_ms,
-        candles_timeframe=args.candles_timeframe,
-        candles_limit=args.candles_limit,
-        book_depth=args.book_depth,
-        concurrency=args.concurrency,
-    )
-    if settings.metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.metrics_port)
-        log.info("metrics_serving", port=settings.metrics_port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    service = PollerService(
-        settings,
-        config=config,
-        offset_reset="earliest" if args.from_beginning else "latest",
-        jobs_per_exchange=args.jobs_per_exchange,
-    )
-    try:
-        await service.start()
-    except (WarmfleetError, KafkaError) as exc:
-        log.error("poller_cannot_start", error=str(exc))
-        with contextlib.suppress(Exception):
-            await service.stop()
-        return 1
-    try:
-        await service.run(stop)
-    finally:
-        await service.stop()
-    return 0
-
-
-def run(args: argparse.Namespace) -> int:
-    return asyncio.run(_main(args))

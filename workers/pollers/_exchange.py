@@ -2,7 +2,8 @@
 
 ``ExchangePoller`` owns one ``ccxt.async_support`` client (rate limiting on), loads the
 markets once and refreshes them, and turns a ``WarmJob`` into ``Ticker`` / ``Candles`` /
-``BookTop`` records. It knows nothing of Kafka (``workers.poller`` is the shell).
+``BookTop`` records. It knows nothing of Kafka (``_service`` is the
+shell); what differs between venues is in ``_venues`` and one module per venue.
 
 Failures by ccxt class:
 
@@ -33,16 +34,14 @@ import structlog
 
 from topics import POLLED, ConfigError, DataType, WarmfleetError
 from topics.records import BookTop, Candles, Ticker, WarmJob
-from workers import _poller_metrics as metrics
-from workers._poller_breaker import Backoff, CircuitBreaker
 from workers._poller_validate import Rejection, book_record, candles_record, ticker_record
+from workers.pollers import _metrics as metrics
+from workers.pollers._backoff import Backoff, CircuitBreaker
+from workers.pollers._venues import client_options
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 Record = Ticker | Candles | BookTop
-
-#: exchanges whose REST base URL we know how to point at the simulator (``exchange_urls``)
-SIMULATED = ("binance", "okx")
 
 
 class PollerError(WarmfleetError):
@@ -143,36 +142,6 @@ def _client_class(exchange_id: str) -> type[Any]:
 
     Client.__name__ = f"Warmfleet{base.__name__}"
     return Client
-
-
-def client_options(exchange_id: str, url: str | None, config: PollerConfig) -> dict[str, Any]:
-    """ccxt constructor options: spot only, one request to load markets, and (for the
-    simulator) every REST URL of the exchange's spot API pointed at ``url``."""
-    options: dict[str, Any] = {"enableRateLimit": True, "timeout": config.timeout_ms}
-    if config.rate_limit_ms is not None:
-        options["rateLimit"] = config.rate_limit_ms
-    if exchange_id == "binance":
-        options["options"] = {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]},
-                              "fetchCurrencies": False, "fetchMargins": False}  # fmt: skip
-    elif exchange_id == "okx":
-        options["options"] = {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}}
-    if url is None:
-        return options
-    base = url.rstrip("/")
-    if exchange_id == "binance":
-        defaults = ccxt_async.binance().describe()["urls"]["api"]
-        host = "https://api.binance.com"
-        options["urls"] = {"api": {k: base + v[len(host):] for k, v in defaults.items()
-                                   if isinstance(v, str) and v.startswith(host)}}  # fmt: skip
-    elif exchange_id == "okx":
-        options["urls"] = {"api": {"rest": base}}
-    else:
-        raise ConfigError(
-            "WARMFLEET_EXCHANGE_URLS",
-            f"{exchange_id}={url}",
-            f"URL overrides are supported for {', '.join(SIMULATED)} only",
-        )
-    return options
 
 
 class ExchangePoller:

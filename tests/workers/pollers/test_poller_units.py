@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from aiokafka import TopicPartition
 
-from tests.pollers.conftest import make_job
-from workers.poller import MalformedJob, _Offsets, parse_job
+from tests.workers.pollers.conftest import make_job
+from workers.pollers import MalformedJob, parse_job
+from workers.pollers._service import _Offsets
 
 
 def test_a_warm_job_round_trips() -> None:

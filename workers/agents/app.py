@@ -1,4 +1,4 @@
-"""The Faust app of the analytics agents: ``faust -A workers.app worker`` or
+"""The Faust app of the analytics agents: ``faust -A workers.agents.app worker`` or
 ``warmfleet worker``. Broker, cache URLs and namespace come from ``Settings``."""
 
 from __future__ import annotations

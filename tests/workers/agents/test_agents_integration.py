@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from tests.agents.conftest import (
+from tests.workers.agents.conftest import (
     analysis_key,
     cached,
     eventually,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from workers._poller_breaker import CLOSED, HALF_OPEN, OPEN, Backoff, CircuitBreaker
+from workers.pollers._backoff import CLOSED, HALF_OPEN, OPEN, Backoff, CircuitBreaker
 
 
 def test_opens_after_threshold_probes_after_cooldown_and_closes_on_success() -> None:

@@ -13,15 +13,15 @@ from collections.abc import Sequence
 #: command -> (module with HELP, configure(parser) and run(args) -> int)
 COMMANDS: dict[str, str] = {
     "stack": "stack._cli",
-    "reader": "workers.reader_cli",
-    "cache": "workers.cache_cli",
-    "run": "workers.run",
-    "status": "workers.status",
-    "clock": "workers.clock_cli",
-    "phase": "workers.clock_cli",
-    "worker": "workers.worker_cli",
+    "reader": "workers.cli._reader",
+    "cache": "workers.cli._cache",
+    "run": "workers.cli._run",
+    "status": "workers.cli._status",
+    "clock": "workers.cli._clock",
+    "phase": "workers.cli._clock",
+    "worker": "workers.cli._worker",
     "sim": "sim._cli",
-    "poller": "workers.poller",
+    "poller": "workers.cli._poller",
 }
 
 
@@ -67,7 +67,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the reader of our output went away (`warmfleet cache get KEY | head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -25,7 +25,7 @@ import structlog
 from rich.console import Console
 from rich.live import Live
 
-from workers import status as fleet_status
+from workers.cli import _status as fleet_status
 from workers.logs import configure_logging
 from workers.settings import Settings
 

@@ -46,6 +46,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from tiers import CacheError, Write
 from topics import ANALYSIS_SYMBOLS, DEAD_LETTER, MARKET_TICKERS
 from topics.records import DeadLetter, SymbolAnalysis
+from workers.agents._deadletter import count_dead_letter, dead_letter
 from workers.agents._decode import InvalidEvent, decode_candles, decode_ticker_document
 from workers.agents._metrics import (
     EVENTS,
@@ -67,7 +68,6 @@ from workers.analytics import (
     observe_ticker,
     symbol_analysis,
 )
-from workers.deadletter import count_dead_letter, dead_letter
 
 log = structlog.get_logger(__name__)
 

@@ -15,10 +15,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from sim import RunningSimulator, make_fault
 from tests.conftest import StackURLs
-from tests.pollers.conftest import FAST, make_job
+from tests.workers.pollers.conftest import FAST, make_job
 from topics import MARKET_BOOKS, MARKET_TICKERS, WARM_JOBS
 from topics.records import WarmJob
-from workers.poller import GROUP, PollerService
+from workers.pollers import GROUP, PollerService
 from workers.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import pytest_asyncio
 from sim import RunningSimulator
 from tests.sim.conftest import SYMBOLS, VENUES, SteppedClock, ccxt_client, sim
 from topics.records import WarmJob
-from workers.exchanges import ExchangePoller, PollerConfig
+from workers.pollers import ExchangePoller, PollerConfig
 
 __all__ = ["SYMBOLS", "VENUES", "SteppedClock", "ccxt_client", "make_job", "sim"]
 

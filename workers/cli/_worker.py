@@ -1,4 +1,4 @@
-"""`warmfleet worker`: the analytics agents (the same as ``faust -A workers.app worker``)."""
+"""`warmfleet worker`: the analytics agents (the same as ``faust -A workers.agents.app worker``)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)  # type: ignore[arg-type]
-    from workers.app import app
+    from workers.agents.app import app
 
-    # Faust's command line reads sys.argv; `warmfleet worker` is `faust -A workers.app worker`
+    # Faust's command line reads sys.argv:
+    # `warmfleet worker` is `faust -A workers.agents.app worker`
     sys.argv = ["warmfleet worker", "worker", "-l", args.loglevel, "--without-web"]
     app.main()
