@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from schedules._calendar import Phase
 from schedules._plan import Override, to_ms
-from topics import KEY_VERSION, WarmfleetError, validate_key
+from topics import KEY_PREFIX, KEY_VERSION, WarmfleetError, validate_key
 
 log = structlog.get_logger(__name__)
 
@@ -39,7 +39,7 @@ class ControlKeys:
     state: str
 
     @classmethod
-    def for_fleet(cls, key_prefix: str = "virt", namespace: str = "") -> ControlKeys:
+    def for_fleet(cls, key_prefix: str = KEY_PREFIX, namespace: str = "") -> ControlKeys:
         return cls(
             override=control_key(key_prefix, namespace, "phase_override"),
             leader=control_key(key_prefix, namespace, "clock_leader"),

@@ -13,13 +13,13 @@ write and shared by every tier; only the short head differs. Never pickle.
 from __future__ import annotations
 
 import decimal
-import time
 from typing import Any, NamedTuple
 
 import orjson
 import structlog
 
 from tiers._errors import CorruptEntry, UnencodableValue, ValueTooLarge
+from topics import now_ms as now_ms  # the one clock of the records' unit (ms)
 
 _log = structlog.get_logger(__name__)
 
@@ -39,10 +39,6 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, (set, frozenset)):
         return sorted(obj)
     raise TypeError(f"type {type(obj).__name__} is not JSON-able")
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def as_of_ms(as_of: float | int) -> int:

@@ -1,4 +1,5 @@
-"""Contracts shared by every warmfleet package: records, the topic catalog, cache keys.
+"""Contracts shared by every warmfleet package: records, the topic catalog, cache keys
+(and, in ``topics.kafka``, the Kafka topic and producer helpers).
 
 Imports nothing of ours.
 """
@@ -17,6 +18,8 @@ from topics._keys import (
     key_for,
     validate_key,
 )
+from topics._net import redact, server_list, split_host_port
+from topics._time import now_ms
 from topics.catalog import (
     ANALYSIS_OVERVIEW,
     ANALYSIS_SYMBOLS,
@@ -31,7 +34,7 @@ from topics.catalog import (
     symbol_key,
     topic_config,
 )
-from topics.errors import ConfigError, WarmfleetError
+from topics.errors import BrokerUnavailable, ConfigError, WarmfleetError
 
 __all__ = [
     "ANALYSIS_OVERVIEW",
@@ -48,6 +51,7 @@ __all__ = [
     "MAX_KEY_BYTES",
     "POLLED",
     "WARM_JOBS",
+    "BrokerUnavailable",
     "ConfigError",
     "DataType",
     "KeySpec",
@@ -56,6 +60,10 @@ __all__ = [
     "build_key",
     "data_type_of",
     "key_for",
+    "now_ms",
+    "redact",
+    "server_list",
+    "split_host_port",
     "symbol_key",
     "topic_config",
     "validate_key",

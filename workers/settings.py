@@ -13,33 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from topics import ConfigError
+from topics import KEY_PREFIX, ConfigError, redact, server_list
 
 ENV_PREFIX = "WARMFLEET_"
-
-
-def _hostports(name: str, raw: str, scheme: str, default_port: int) -> tuple[str, ...]:
-    """``scheme://h1:p1,h2:p2`` (or bare ``h1:p1,h2``) -> ``("h1:p1", "h2:p2")``."""
-    body = raw.split("://", 1)[1] if "://" in raw else raw
-    if "://" in raw and not raw.startswith(f"{scheme}://"):
-        raise ConfigError(name, raw, f"must start with {scheme}://")
-    out = []
-    for part in body.strip("/").split(","):
-        host, _, port = part.strip().rpartition(":") if ":" in part else (part.strip(), "", "")
-        port = port or str(default_port)
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(name, raw, "each server must be host:port")
-        out.append(f"{host}:{port}")
-    return tuple(out)
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced, for logs and status output."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +27,7 @@ class Settings:
     #: prefixed to every topic name and consumer group; tests and side-by-side fleets use it
     namespace: str = ""
     #: first segment of every cache key (DESIGN.md: ``virt``)
-    key_prefix: str = "virt"
+    key_prefix: str = KEY_PREFIX
     log_level: str = "INFO"
     log_format: str = "auto"
     #: exchange id -> REST base URL override (the simulator); empty means the real exchange
@@ -98,7 +74,7 @@ class Settings:
 
         kwargs: dict[str, object] = {}
         if (raw := get("KAFKA_URL")) is not None:
-            kwargs["kafka_servers"] = _hostports("WARMFLEET_KAFKA_URL", raw, "kafka", 9092)
+            kwargs["kafka_servers"] = server_list("WARMFLEET_KAFKA_URL", raw, "kafka", 9092)
         if (raw := get("REDIS_URL")) is not None:
             if urlsplit(raw).scheme not in ("redis", "rediss", "redis+cluster"):
                 raise ConfigError(
@@ -108,7 +84,7 @@ class Settings:
                 )
             kwargs["redis_url"] = raw
         if (raw := get("MEMCACHED_URL")) is not None:
-            kwargs["memcached_servers"] = _hostports(
+            kwargs["memcached_servers"] = server_list(
                 "WARMFLEET_MEMCACHED_URL", raw, "memcached", 11211
             )
         if (raw := get("MEMORY_URL")) is not None:

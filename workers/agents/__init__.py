@@ -13,7 +13,6 @@ from workers.agents._phase import DEFAULT_INTERVALS, PhaseFollower
 from workers.agents._runtime import OVERVIEW_PARTS, Runtime
 from workers.agents._store import CHANGELOGS, SymbolStore
 from workers.agents._symbol_stream import SymbolStream
-from workers.agents._topics import drop_namespace, ensure_topics
 from workers.settings import Settings
 
 __all__ = [
@@ -29,8 +28,6 @@ __all__ = [
     "SymbolStream",
     "decode_candles",
     "decode_ticker",
-    "drop_namespace",
-    "ensure_topics",
     "install",
 ]
 

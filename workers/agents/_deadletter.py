@@ -1,14 +1,15 @@
 """The dead-letter topic: events that cannot be processed, kept with the reason and the
-original bytes (base64) so they can be inspected and replayed. The agent carries on."""
+original bytes (base64, ``DeadLetter.payload_b64``) so they can be inspected and replayed.
+The agent carries on."""
 
 from __future__ import annotations
 
 import base64
-import time
 
 import structlog
 from prometheus_client import Counter
 
+from topics import now_ms
 from topics.records import DeadLetter
 
 log = structlog.get_logger(__name__)
@@ -35,12 +36,8 @@ def dead_letter(
         reason=reason,
         key=None if key is None else key.decode("utf-8", "replace"),
         payload_b64=base64.b64encode(payload or b"").decode("ascii"),
-        at_ms=int(time.time() * 1000) if at_ms is None else at_ms,
+        at_ms=now_ms() if at_ms is None else at_ms,
     )
-
-
-def original_bytes(letter: DeadLetter) -> bytes:
-    return base64.b64decode(letter.payload_b64)
 
 
 def count_dead_letter(letter: DeadLetter, kind: str) -> None:

@@ -3,7 +3,6 @@ and the phase intervals."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import faust
@@ -25,10 +24,6 @@ from workers.settings import Settings
 
 #: per-partition snapshots of the ticker table, merged into the overview by one agent
 OVERVIEW_PARTS = TopicSpec("analysis.overview.parts", 1, 24 * 3600 * 1000, False, "partition")
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 #: cache keys remembered per worker (3 per symbol); past this the memo starts again

@@ -44,7 +44,8 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from tiers import CacheError, Write
-from topics import ANALYSIS_SYMBOLS, DEAD_LETTER, MARKET_TICKERS
+from topics import ANALYSIS_SYMBOLS, DEAD_LETTER, MARKET_TICKERS, now_ms
+from topics.kafka import start_producer
 from topics.records import DeadLetter, SymbolAnalysis
 from workers.agents._deadletter import count_dead_letter, dead_letter
 from workers.agents._decode import InvalidEvent, decode_candles, decode_ticker_document
@@ -59,7 +60,7 @@ from workers.agents._metrics import (
     WRITE_SECONDS,
 )  # fmt: skip
 from workers.agents._outbox import Outbox
-from workers.agents._runtime import Runtime, now_ms, record_bytes
+from workers.agents._runtime import Runtime, record_bytes
 from workers.agents._store import SymbolStore, candles_value, ticker_value
 from workers.analytics import (
     CandleState,
@@ -137,8 +138,8 @@ class SymbolStream(mode.Service):
             "bootstrap_servers": ",".join(settings.kafka_servers),
             **settings.kafka_client_options(),
         }
-        self._producer = AIOKafkaProducer(
-            **common, acks="all", enable_idempotence=True, linger_ms=2,
+        self._producer = await start_producer(
+            settings.kafka_servers, settings.kafka_client_options(), linger_ms=2,
             max_batch_size=1024 * 1024, max_request_size=4 * 1024 * 1024,
         )  # fmt: skip
         self._reader = AIOKafkaConsumer(
@@ -154,7 +155,6 @@ class SymbolStream(mode.Service):
             heartbeat_interval_ms=2_000,
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
-        await self._producer.start()
         await self._reader.start()
         await self._consumer.start()
         self._consumer.subscribe(

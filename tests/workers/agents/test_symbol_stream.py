@@ -31,7 +31,8 @@ from tests.workers.agents.conftest import (
 )
 from tiers import MultiTierCache
 from topics import DEAD_LETTER, MARKET_OHLCV, MARKET_TICKERS, symbol_key
-from workers.agents import CHANGELOGS, ensure_topics
+from topics.kafka import ensure_topics
+from workers.agents import CHANGELOGS
 from workers.analytics import (
     CandleState,
     TickerState,
