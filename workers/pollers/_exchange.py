@@ -300,12 +300,13 @@ class ExchangePoller:
         if result.dropped:
             metrics.JOBS_DROPPED.labels(self.exchange, result.dropped).inc()
             self._log.warning("job_dropped", job_id=job.job_id, data_type=job.data_type,
-                              reason=result.dropped)  # fmt: skip
+                              reason=result.dropped, interval_s=job.interval_s)  # fmt: skip
         else:
             metrics.JOBS_DONE.labels(self.exchange, job.data_type, result.outcome).inc()
             if result.failed:
                 self._log.warning("job_incomplete", job_id=job.job_id, data_type=job.data_type,
-                                  failed=len(result.failed), records=len(result.records),
+                                  interval_s=job.interval_s, failed=len(result.failed),
+                                  records=len(result.records),
                                   error=next(iter(result.failed.values()))[:200])  # fmt: skip
         return result
 
