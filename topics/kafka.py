@@ -8,6 +8,7 @@ aiokafka (the reader and the tiers never talk to Kafka)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -25,6 +26,7 @@ __all__ = ["BrokerUnavailable", "drop_namespace", "ensure_topics", "start_produc
 
 _TOPIC_ALREADY_EXISTS = 36
 _REQUEST_TIMEOUT_MS = 10_000
+_LISTED_POLLS = 50  # x 0.1 s
 
 
 def _servers(bootstrap: str | Iterable[str]) -> str:
@@ -67,11 +69,21 @@ async def ensure_topics(
                 raise BrokerUnavailable(f"cannot create topic {name}: Kafka error code {code}")
         if created:
             log.info("topics_created", topics=created)
+            await _until_listed(admin, created)
         return created
     except KafkaError as exc:
         raise BrokerUnavailable(f"cannot reach Kafka to create topics: {exc!r}") from exc
     finally:
         await admin.close()
+
+
+async def _until_listed(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    # the controller acknowledges a creation before every broker serves the topic's
+    # metadata; a producer or consumer started right away would first see it missing
+    for _ in range(_LISTED_POLLS):
+        if set(names) <= set(await admin.list_topics()):
+            return
+        await asyncio.sleep(0.1)
 
 
 async def start_producer(
