@@ -15,9 +15,10 @@ written faster than we can compare — the newer writers' values stay).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 
 import aiomcache
@@ -46,6 +47,18 @@ def stored_as_of(raw: bytes) -> int:
 def exptime(ttl_s: float) -> int:
     """Memcached wants whole seconds; 0 would mean 'never', so at least 1."""
     return max(1, math.ceil(ttl_s))
+
+
+_DRIVER_ERRORS = (OSError, EOFError, asyncio.IncompleteReadError, ValueError)
+
+
+@contextlib.contextmanager
+def _mapped(op: str) -> Iterator[None]:
+    """The one place socket and protocol errors become ``CacheUnavailable``."""
+    try:
+        yield
+    except _DRIVER_ERRORS as exc:
+        raise CacheUnavailable("memcached", op, type(exc).__name__) from exc
 
 
 class _Abandoned(ConnectionError):
@@ -88,9 +101,6 @@ class MemcachedTier(EnvelopeDecoder):
     def __repr__(self) -> str:
         return f"MemcachedTier(servers={list(self.servers)!r})"
 
-    def server_for(self, key: str) -> str:
-        return self.servers[self._ring.index_for(key.encode())]
-
     def _group(self, keys: Sequence[str]) -> dict[int, list[int]]:
         """server index -> positions in ``keys``."""
         if len(self.servers) == 1:
@@ -119,7 +129,7 @@ class MemcachedTier(EnvelopeDecoder):
     async def get_many(self, keys: Sequence[str]) -> list[Envelope | None]:
         out: list[Envelope | None] = [None] * len(keys)
         groups = self._group(keys)
-        try:
+        with _mapped("get"):
             if len(groups) == 1:  # one server: no gather, no extra task
                 for i, positions in groups.items():
                     await self._get_on(i, keys, positions, out)
@@ -127,8 +137,6 @@ class MemcachedTier(EnvelopeDecoder):
                 await asyncio.gather(
                     *(self._get_on(i, keys, positions, out) for i, positions in groups.items())
                 )
-        except (OSError, EOFError, asyncio.IncompleteReadError, ValueError) as exc:
-            raise CacheUnavailable(self.name, "get", type(exc).__name__) from exc
         return out
 
     async def _get_on(
@@ -156,15 +164,13 @@ class MemcachedTier(EnvelopeDecoder):
     async def set_many(self, items: Sequence[StoreItem]) -> list[bool]:
         out = [False] * len(items)
         keys = [item.key for item in items]
-        try:
+        with _mapped("set"):
             await asyncio.gather(
                 *(
                     self._set_on(i, items, positions, out)
                     for i, positions in self._group(keys).items()
                 )
             )
-        except (OSError, EOFError, asyncio.IncompleteReadError, ValueError) as exc:
-            raise CacheUnavailable(self.name, "set", type(exc).__name__) from exc
         return out
 
     async def _set_on(
@@ -228,12 +234,10 @@ class MemcachedTier(EnvelopeDecoder):
                 log.info("memcached_cas_gave_up", keys=len(pending), retries=self.max_cas_retries)
 
     async def delete_many(self, keys: Sequence[str]) -> None:
-        try:
+        with _mapped("delete"):
             await asyncio.gather(
                 *(self._delete_on(i, keys, positions) for i, positions in self._group(keys).items())
             )
-        except (OSError, EOFError, asyncio.IncompleteReadError, ValueError) as exc:
-            raise CacheUnavailable(self.name, "delete", type(exc).__name__) from exc
 
     async def _delete_on(self, index: int, keys: Sequence[str], positions: list[int]) -> None:
         wanted = list(dict.fromkeys(keys[p].encode() for p in positions))

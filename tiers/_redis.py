@@ -11,15 +11,15 @@ pipeline; a server that lost its script cache (restart, failover, ``SCRIPT FLUSH
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -30,6 +30,9 @@ from tiers._errors import CacheUnavailable
 from tiers._protocol import StoreItem
 from tiers._ttl import TierLevel
 from topics import ConfigError
+
+if TYPE_CHECKING:
+    from tiers._redis_bus import RedisBus
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +71,16 @@ MAX_BYTES_PER_SCRIPT = 1 << 20
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (redis_errors.RedisError, OSError, EOFError)
 
 
+@contextlib.contextmanager
+def mapped(tier: str, op: str) -> Iterator[None]:
+    """The one place redis-py's errors become ``CacheUnavailable`` (as httpx's
+    ``map_httpcore_exceptions`` does for httpcore)."""
+    try:
+        yield
+    except DRIVER_ERRORS as exc:
+        raise CacheUnavailable(tier, op, type(exc).__name__) from exc
+
+
 class RedisTier(EnvelopeDecoder):
     name = "redis"
     level = TierLevel.L3
@@ -87,7 +100,6 @@ class RedisTier(EnvelopeDecoder):
         self.cluster = cluster
         self.max_keys_per_script = max_keys_per_script
         self.corrupt = 0
-        self._subscriber: Redis | None = None
         no_retry = Retry(NoBackoff(), 0)  # the cache's breaker decides about retrying
         self.client: Redis | RedisCluster
         if cluster:
@@ -110,13 +122,11 @@ class RedisTier(EnvelopeDecoder):
         return f"RedisTier(cluster={self.cluster})"  # the URL may hold a password
 
     async def get_many(self, keys: Sequence[str]) -> list[Envelope | None]:
-        try:
+        with mapped(self.name, "get"):
             if isinstance(self.client, RedisCluster):
                 raw = await self.client.mget_nonatomic(list(keys))
             else:
                 raw = await self.client.mget(list(keys))
-        except DRIVER_ERRORS as exc:
-            raise CacheUnavailable(self.name, "get", type(exc).__name__) from exc
         return [None if r is None else self._decode(k, r) for k, r in zip(keys, raw, strict=True)]
 
     async def set_many(self, items: Sequence[StoreItem]) -> list[bool]:
@@ -124,7 +134,7 @@ class RedisTier(EnvelopeDecoder):
         if not items:
             return out
         pending = self._chunks(items)
-        try:
+        with mapped(self.name, "set"):
             for _attempt in range(2):
                 results = await self._eval_chunks(items, pending)
                 retry = []
@@ -146,8 +156,6 @@ class RedisTier(EnvelopeDecoder):
                     break
                 await self.client.script_load(SET_IF_NEWER)
                 pending = retry
-        except DRIVER_ERRORS as exc:
-            raise CacheUnavailable(self.name, "set", type(exc).__name__) from exc
         return out
 
     def _chunks(self, items: Sequence[StoreItem]) -> list[list[int]]:
@@ -208,7 +216,7 @@ class RedisTier(EnvelopeDecoder):
                 log.warning("redis_set_refused", key=items[p].key, error=str(error))
 
     async def delete_many(self, keys: Sequence[str]) -> None:
-        try:
+        with mapped(self.name, "delete"):
             if isinstance(self.client, RedisCluster):
                 pipe = self.client.pipeline()
                 for key in keys:
@@ -216,36 +224,20 @@ class RedisTier(EnvelopeDecoder):
                 await pipe.execute()
             else:
                 await self.client.delete(*keys)
-        except DRIVER_ERRORS as exc:
-            raise CacheUnavailable(self.name, "delete", type(exc).__name__) from exc
 
-    async def publish(self, channel: str, message: bytes) -> None:
-        try:
-            await self.client.publish(channel, message)
-        except DRIVER_ERRORS as exc:
-            raise CacheUnavailable(self.name, "publish", type(exc).__name__) from exc
+    def bus(self, channel: str) -> RedisBus:
+        """The invalidation bus over this server's (or cluster's) pub/sub."""
+        from tiers._redis_bus import RedisBus  # it builds on this module's error mapping
 
-    def pubsub(self) -> PubSub:
-        """A pub/sub connection. In a cluster, PUBLISH reaches every node, so one plain
-        connection to a seed node hears all channels (redis-py's cluster pub/sub does not
-        cope with our reconnect loop)."""
-        if isinstance(self.client, RedisCluster):
-            if self._subscriber is None:
-                self._subscriber = Redis.from_url(self.url, retry=Retry(NoBackoff(), 0))
-            return self._subscriber.pubsub()
-        return self.client.pubsub()
+        return RedisBus(self.client, channel, self.url)
 
     async def pttl_ms(self, key: str) -> int:
         """Milliseconds left for ``key`` (-2 absent, -1 no expiry); for tests and tools."""
-        try:
+        with mapped(self.name, "pttl"):
             return int(await self.client.pttl(key))
-        except DRIVER_ERRORS as exc:
-            raise CacheUnavailable(self.name, "pttl", type(exc).__name__) from exc
 
     async def close(self) -> None:
         try:
-            if self._subscriber is not None:
-                await self._subscriber.aclose()
             await self.client.aclose()
         except DRIVER_ERRORS:
             log.debug("redis_close_failed")

@@ -100,14 +100,6 @@ class TTLPolicy:
         """The least TTL that keeps a warmed key alive until the next warm."""
         return warm_interval + max(self.grace_min_s, warm_interval * self.grace_ratio)
 
-    def nominal(
-        self, data_type: DataType | str, tier: TierLevel | str, *, volatility: float | None = None,
-        access_weight: float = 1.0,
-    ) -> float:  # fmt: skip
-        """The TTL before jitter and before the coverage rule."""
-        base, lo, hi = self._row(data_type, tier)
-        return min(max(base * self._scale(volatility) * _weight(access_weight), lo), hi)
-
     def ttl_for(
         self,
         data_type: DataType | str,
@@ -120,11 +112,12 @@ class TTLPolicy:
     ) -> float:
         """Seconds ``tier`` keeps a ``data_type`` value. ``deepest`` defaults to ``tier == L3``;
         pass it when a cache's last tier is a shallower one."""
-        ttl = self.nominal(data_type, tier, volatility=volatility, access_weight=access_weight)
-        ttl *= 1.0 + self.rng.uniform(-self.jitter, self.jitter)
         is_deepest = _LEVEL_OF.get(tier) is TierLevel.L3 if deepest is None else deepest
-        if is_deepest and warm_interval is not None and warm_interval > 0:
-            ttl = max(ttl, self.coverage_s(warm_interval))
+        level = tier if isinstance(tier, TierLevel) else TierLevel(tier)
+        ((ttl,),) = self.ttls_many(
+            [(data_type, volatility)], (level,),
+            warm_interval=warm_interval if is_deepest else None, access_weight=access_weight,
+        )  # fmt: skip
         return ttl
 
     def ttls(
@@ -153,9 +146,9 @@ class TTLPolicy:
         access_weight: float = 1.0,
     ) -> list[list[float]]:
         """``ttls`` for a batch of (data type, volatility) pairs, each as a list in the order
-        of ``levels``: the same figures and the same draws from ``rng`` as calling ``ttls``
-        for each in turn. It is on every write's path, so the per-level rows are looked up
-        once per data type and the coverage once per batch."""
+        of ``levels``: THE formula (``ttl_for`` and ``ttls`` are this for one write). It is
+        on every write's path, so the per-level rows are looked up once per data type and
+        the coverage once per batch."""
         cover = 0.0
         if warm_interval is not None and warm_interval > 0:
             cover = self.coverage_s(warm_interval)

@@ -90,7 +90,7 @@ async def test_memcached_then_redis_go_away_and_come_back(
 
         await until(redis_takes_writes, "redis probed back in")
         # the invalidation listener resubscribes on its own
-        await until(cache._subscribed.is_set, "listener resubscribed")
+        await until(lambda: cache.subscribed, "listener resubscribed")
         assert cache.stats()["redis"]["breaker"] == "closed"
     finally:
         await cache.close()

@@ -309,5 +309,5 @@ async def test_no_tier_reachable_on_write_is_an_error(tmp_path: object) -> None:
 
 def test_levels_follow_the_tiers_given() -> None:
     cache = MultiTierCache([MemcachedTier(), RedisTier()])
-    assert cache._levels == (TierLevel.L2, TierLevel.L3)
+    assert cache.levels == (TierLevel.L2, TierLevel.L3)
     _ = time  # keep the import honest for the timing-free suite
