@@ -4,7 +4,7 @@ place a failure is counted and logged. Readers and writers never see a tier's ex
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sized
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,9 @@ from tiers._metrics import TierStats
 from tiers._protocol import Tier
 
 log = structlog.get_logger(__name__)
+
+#: operations whose failure leaves data unwritten in a tier
+WRITE_OPS = frozenset({"set", "delete"})
 
 
 @dataclass(eq=False)
@@ -50,10 +53,10 @@ class TierCalls:
         try:
             result = await self.watchdog.run(fn(*args), limit_s)
         except (CacheError, TimeoutError) as exc:
-            self.failed(slot, op, exc)
+            self.failed(slot, op, exc, args)
             return False, None
         except Exception as exc:  # an unmapped driver error: never leak it to a caller
-            self.failed(slot, op, exc)
+            self.failed(slot, op, exc, args)
             log.exception("tier_call_crashed", tier=slot.name, op=op)
             return False, None
         except BaseException:  # cancelled by our caller: the tier is not to blame
@@ -64,11 +67,18 @@ class TierCalls:
         return True, result
 
     @staticmethod
-    def failed(slot: Slot, op: str, exc: BaseException) -> None:
+    def failed(slot: Slot, op: str, exc: BaseException, args: tuple[Any, ...] = ()) -> None:
+        """Count a failed call against its tier (errors, breaker). A failed write lost data
+        in that tier until the next warm re-sends it: a WARNING with the batch size; a
+        failed read or promotion costs only a deeper lookup: debug."""
         slot.stats.errors += 1
         error = type(exc).__name__ if not isinstance(exc, CacheUnavailable) else str(exc)
         slot.breaker.failure(error)
-        log.debug("tier_call_failed", tier=slot.name, op=op, error=error)
+        if op in WRITE_OPS:
+            keys = len(args[0]) if args and isinstance(args[0], Sized) else 0
+            log.warning("tier_write_failed", tier=slot.name, op=op, keys=keys, error=error)
+        else:
+            log.debug("tier_call_failed", tier=slot.name, op=op, error=error)
 
     def close(self) -> None:
         self.watchdog.close()

@@ -18,8 +18,9 @@ import asyncio
 import contextlib
 import math
 import re
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import aiomcache
 import structlog
@@ -50,6 +51,7 @@ def exptime(ttl_s: float) -> int:
 
 
 _DRIVER_ERRORS = (OSError, EOFError, asyncio.IncompleteReadError, ValueError)
+_CONNECTION_LOST = (ConnectionError, EOFError, asyncio.IncompleteReadError)
 
 
 @contextlib.contextmanager
@@ -124,6 +126,21 @@ class MemcachedTier(EnvelopeDecoder):
         finally:
             pool.release(conn)
 
+    async def _once_more(self, index: int, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """``fn(*args)`` on server ``index``; once more on a fresh connection if a pooled one
+        turned out dead (the server restarted or dropped idle clients). The idle ones died
+        with it, so they go first. Every call is safe to repeat: gets, deletes, and the
+        monotonic gets/cas (a value already written compares equal)."""
+        try:
+            await fn(*args)
+        except MemcachedProtocolError:
+            raise  # the server answered, with garbage: a retry would not help
+        except _CONNECTION_LOST as exc:
+            log.info("memcached_connection_lost_retrying", server=self.servers[index],
+                     error=type(exc).__name__)  # fmt: skip
+            await self._clients[index]._pool.clear()
+            await fn(*args)
+
     # ---- reads ----------------------------------------------------------------------
 
     async def get_many(self, keys: Sequence[str]) -> list[Envelope | None]:
@@ -132,10 +149,13 @@ class MemcachedTier(EnvelopeDecoder):
         with _mapped("get"):
             if len(groups) == 1:  # one server: no gather, no extra task
                 for i, positions in groups.items():
-                    await self._get_on(i, keys, positions, out)
+                    await self._once_more(i, self._get_on, i, keys, positions, out)
             else:
                 await asyncio.gather(
-                    *(self._get_on(i, keys, positions, out) for i, positions in groups.items())
+                    *(
+                        self._once_more(i, self._get_on, i, keys, positions, out)
+                        for i, positions in groups.items()
+                    )
                 )
         return out
 
@@ -167,7 +187,7 @@ class MemcachedTier(EnvelopeDecoder):
         with _mapped("set"):
             await asyncio.gather(
                 *(
-                    self._set_on(i, items, positions, out)
+                    self._once_more(i, self._set_on, i, items, positions, out)
                     for i, positions in self._group(keys).items()
                 )
             )
@@ -236,7 +256,10 @@ class MemcachedTier(EnvelopeDecoder):
     async def delete_many(self, keys: Sequence[str]) -> None:
         with _mapped("delete"):
             await asyncio.gather(
-                *(self._delete_on(i, keys, positions) for i, positions in self._group(keys).items())
+                *(
+                    self._once_more(i, self._delete_on, i, keys, positions)
+                    for i, positions in self._group(keys).items()
+                )
             )
 
     async def _delete_on(self, index: int, keys: Sequence[str], positions: list[int]) -> None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from redis import exceptions as redis_errors
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from tiers._redis_bus import RedisBus
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 # KEYS[i] gets ARGV[3i-2] (envelope) with PX ARGV[3i] unless it holds an as_of newer than
 # ARGV[3i-1]. Per key: 1 stored, 0 kept a newer value, or the error text (e.g. WRONGTYPE: the
@@ -69,6 +70,10 @@ MAX_KEYS_PER_SCRIPT = 256
 MAX_BYTES_PER_SCRIPT = 1 << 20
 
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (redis_errors.RedisError, OSError, EOFError)
+#: a connection that is gone (not a slow or refusing server): worth one retry on a fresh one
+CONNECTION_LOST: tuple[type[BaseException], ...] = (
+    redis_errors.ConnectionError, ConnectionError, EOFError,
+)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -121,41 +126,64 @@ class RedisTier(EnvelopeDecoder):
     def __repr__(self) -> str:
         return f"RedisTier(cluster={self.cluster})"  # the URL may hold a password
 
+    async def _reconnect(self, op: str, exc: BaseException) -> None:
+        """A pooled connection died (the server restarted, failed over, or dropped idle
+        clients): drop the idle ones, which died with it, so the one retry gets a fresh
+        connection instead of the next dead one."""
+        log.info("redis_connection_lost_retrying", op=op, error=type(exc).__name__)
+        if not isinstance(self.client, RedisCluster):  # the cluster client re-resolves nodes
+            await self.client.connection_pool.disconnect(inuse_connections=False)
+
+    async def _call(self, op: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """``fn()`` with driver errors mapped; once more on a fresh connection if a pooled
+        one turned out dead. Every call is safe to repeat: reads, deletes, and the monotonic
+        set script (a value already written compares equal) — a restarted server must not
+        cost the first batch after it (issue 12)."""
+        with mapped(self.name, op):
+            try:
+                return await fn()
+            except CONNECTION_LOST as exc:
+                await self._reconnect(op, exc)
+                return await fn()
+
     async def get_many(self, keys: Sequence[str]) -> list[Envelope | None]:
-        with mapped(self.name, "get"):
-            if isinstance(self.client, RedisCluster):
-                raw = await self.client.mget_nonatomic(list(keys))
-            else:
-                raw = await self.client.mget(list(keys))
+        raw = await self._call("get", lambda: self._mget(keys))
         return [None if r is None else self._decode(k, r) for k, r in zip(keys, raw, strict=True)]
 
+    async def _mget(self, keys: Sequence[str]) -> list[Any]:
+        if isinstance(self.client, RedisCluster):
+            return list(await self.client.mget_nonatomic(list(keys)))
+        return list(await self.client.mget(list(keys)))
+
     async def set_many(self, items: Sequence[StoreItem]) -> list[bool]:
-        out = [False] * len(items)
         if not items:
-            return out
+            return []
+        return await self._call("set", lambda: self._set_many(items))
+
+    async def _set_many(self, items: Sequence[StoreItem]) -> list[bool]:
+        out = [False] * len(items)
         pending = self._chunks(items)
-        with mapped(self.name, "set"):
-            for _attempt in range(2):
-                results = await self._eval_chunks(items, pending)
-                retry = []
-                for chunk, result in zip(pending, results, strict=True):
-                    if isinstance(result, redis_errors.NoScriptError):
-                        retry.append(chunk)
-                    elif isinstance(result, redis_errors.ResponseError):
-                        # the server refused this call (not a lost connection): its keys are
-                        # not written, the tier stays healthy — as a refused key always was
-                        log.warning(
-                            "redis_set_refused", key=items[chunk[0]].key, keys=len(chunk),
-                            error=str(result),
-                        )  # fmt: skip
-                    elif isinstance(result, BaseException):
-                        raise result
-                    else:
-                        self._settle(items, chunk, result, out)
-                if not retry:
-                    break
-                await self.client.script_load(SET_IF_NEWER)
-                pending = retry
+        for _attempt in range(2):  # again once after a server that lost its scripts
+            results = await self._eval_chunks(items, pending)
+            retry = []
+            for chunk, result in zip(pending, results, strict=True):
+                if isinstance(result, redis_errors.NoScriptError):
+                    retry.append(chunk)
+                elif isinstance(result, redis_errors.ResponseError):
+                    # the server refused this call (not a lost connection): its keys are
+                    # not written, the tier stays healthy — as a refused key always was
+                    log.warning(
+                        "redis_set_refused", key=items[chunk[0]].key, keys=len(chunk),
+                        error=str(result),
+                    )  # fmt: skip
+                elif isinstance(result, BaseException):
+                    raise result
+                else:
+                    self._settle(items, chunk, result, out)
+            if not retry:
+                break
+            await self.client.script_load(SET_IF_NEWER)
+            pending = retry
         return out
 
     def _chunks(self, items: Sequence[StoreItem]) -> list[list[int]]:
@@ -216,14 +244,16 @@ class RedisTier(EnvelopeDecoder):
                 log.warning("redis_set_refused", key=items[p].key, error=str(error))
 
     async def delete_many(self, keys: Sequence[str]) -> None:
-        with mapped(self.name, "delete"):
-            if isinstance(self.client, RedisCluster):
-                pipe = self.client.pipeline()
-                for key in keys:
-                    pipe.delete(key)
-                await pipe.execute()
-            else:
-                await self.client.delete(*keys)
+        await self._call("delete", lambda: self._delete(keys))
+
+    async def _delete(self, keys: Sequence[str]) -> None:
+        if isinstance(self.client, RedisCluster):
+            pipe = self.client.pipeline()
+            for key in keys:
+                pipe.delete(key)
+            await pipe.execute()
+        else:
+            await self.client.delete(*keys)
 
     def bus(self, channel: str) -> RedisBus:
         """The invalidation bus over this server's (or cluster's) pub/sub."""
