@@ -217,7 +217,7 @@ class MemcachedTier(EnvelopeDecoder):
                     cur = current.get(bkey)
                     if cur is not None and stored_as_of(cur[0]) > item.body.as_of:
                         continue  # a newer value is there: refuse, out[p] stays False
-                    data = item.body.for_tier(item.expires_at)
+                    data = item.encoded()
                     exp = exptime(item.ttl_s)
                     if cur is None:
                         commands.append(b"add %b 0 %d %d\r\n%b\r\n" % (bkey, exp, len(data), data))

@@ -146,7 +146,7 @@ class MemoryTier:
     def store(self, item: StoreItem) -> Hit | None:
         """``put`` an encoded write: the value is decoded from its envelope, so L1 holds a
         copy (never the caller's objects) and answers exactly what L2/L3 would."""
-        obj = orjson.loads(item.body.for_tier(item.expires_at))
+        obj = orjson.loads(item.encoded())
         env = Envelope(obj["v"], obj["a"], obj["w"], obj["s"], obj["x"], obj["e"])
         return self.put(item.key, env, item.ttl_s)
 

@@ -31,9 +31,9 @@ from tiers._errors import CacheError
 from tiers._hit import Hit, Write
 from tiers._keys import check_key
 from tiers._memory import MemoryTier
-from tiers._metrics import TierStats
+from tiers._metrics import ReadStats, TierStats
 from tiers._protocol import Tier
-from tiers._read import ReadPath
+from tiers._read import ANY_STALE_MS, ReadPath, stale_ms_of
 from tiers._ttl import TierLevel, TTLPolicy
 from tiers._write import WritePath
 from topics import ConfigError
@@ -41,6 +41,10 @@ from topics import ConfigError
 log = structlog.get_logger(__name__)
 
 DEFAULT_CHANNEL = "warmfleet:invalidate"
+
+
+def _stale_ms(max_stale: float | None, stale_if_error: bool) -> int:
+    return ANY_STALE_MS if stale_if_error else stale_ms_of(max_stale)
 
 
 @runtime_checkable
@@ -138,25 +142,44 @@ class MultiTierCache:
 
     # ---- reads ----------------------------------------------------------------------
 
-    async def get(self, key: str, *, max_age: float | None = None) -> Hit | None:
-        """The freshest reachable value for ``key``, or None. ``max_age`` (seconds) refuses
-        values whose ``as_of`` is older than that. Never raises because a tier is down."""
+    async def get(
+        self,
+        key: str,
+        *,
+        max_age: float | None = None,
+        max_stale: float | None = None,
+        stale_if_error: bool = False,
+    ) -> Hit | None:
+        """The freshest reachable value for ``key``, or None. Never raises because a tier is
+        down. ``max_age`` (seconds) refuses values whose ``as_of`` is older than that.
+
+        A normal read never returns a copy past its fresh TTL. ``max_stale=S`` also accepts
+        one up to S seconds past it (the deepest tier keeps copies for the policy's
+        ``stale_s`` after their fresh TTL), returned with ``hit.stale`` True.
+        ``stale_if_error=True`` says the key's origin is known to be failing: a fresh copy
+        if there is one, else the last good copy still kept, flagged stale."""
         l1_hit = self._l1_hit
         if l1_hit is not None:
-            hit = l1_hit(key, max_age)
+            hit = l1_hit(key, max_age)  # L1 never holds a stale copy
             if hit is not None:
                 return hit
         check_key(key)
         self._ensure_started()
-        return await self._reads.get(key, max_age)
+        return await self._reads.get(key, max_age, _stale_ms(max_stale, stale_if_error))
 
     async def get_many(
-        self, keys: Sequence[str], *, max_age: float | None = None
+        self,
+        keys: Sequence[str],
+        *,
+        max_age: float | None = None,
+        max_stale: float | None = None,
+        stale_if_error: bool = False,
     ) -> list[Hit | None]:
         """Hits (or None) in the order of ``keys``; the L1 misses share one batch."""
         out: list[Hit | None] = [None] * len(keys)
         waiting: list[tuple[int, asyncio.Future[Hit | None]]] = []
         l1_hit = self._l1_hit
+        stale_ms = _stale_ms(max_stale, stale_if_error)
         for i, key in enumerate(keys):
             if l1_hit is not None:
                 hit = l1_hit(key, max_age)
@@ -165,7 +188,7 @@ class MultiTierCache:
                     continue
             check_key(key)
             self._ensure_started()
-            fut = self._reads.enqueue(key, max_age)
+            fut = self._reads.enqueue(key, max_age, stale_ms)
             if fut is not None:
                 waiting.append((i, fut))
         if waiting:
@@ -299,13 +322,20 @@ class MultiTierCache:
         for slot in self._lower:
             yield slot.name, slot.stats, slot.breaker.is_open
 
+    def read_stats(self) -> ReadStats:
+        """Whole reads by outcome (l1, l2, l3, stale, miss), their latency and errors."""
+        l1_hits = 0 if self._l1 is None else self._l1.hits
+        return self._reads.reads.with_l1_hits(l1_hits)
+
     @property
     def invalidations(self) -> int:
         return 0 if self._coherence is None else self._coherence.invalidations
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per tier: hits, misses, errors, promotions, skipped, writes, stale, latency
-        (mean/p99 ms of L2/L3 calls), breaker state; plus ``overall`` for whole reads."""
+        (mean/p99 ms of L2/L3 calls), breaker state; ``overall`` for whole reads, with the
+        share of all reads per outcome (l1, l2, l3, stale, miss), p50/p95/p99 ms and the
+        read errors (``ReadStats.summary``)."""
         out: dict[str, dict[str, Any]] = {}
         for name, stats, _open in self.metric_rows():
             out[name] = stats.snapshot()
@@ -328,4 +358,9 @@ class MultiTierCache:
             "batched_keys": served["batched_keys"],
             "invalidations": self.invalidations,
         }
+        summary = self.read_stats().summary()
+        out["overall"].update(
+            shares=summary["shares"], p50_ms=summary["p50_ms"], p95_ms=summary["p95_ms"],
+            p99_ms=summary["p99_ms"], read_errors=summary["errors"],
+        )  # fmt: skip
         return out

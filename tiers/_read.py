@@ -9,9 +9,10 @@ above it with a TTL no longer than what is left at the source.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -20,6 +21,7 @@ from tiers._envelope import Body, Envelope, encode_body, now_ms
 from tiers._errors import CacheError
 from tiers._hit import Hit
 from tiers._memory import MemoryTier
+from tiers._metrics import ReadStats
 from tiers._protocol import StoreItem
 from tiers._ttl import TierLevel, TTLPolicy
 from topics import data_type_of
@@ -31,13 +33,42 @@ Found = dict[str, list[tuple[int, Envelope]]]
 _GONE = 1 << 62  # a key deleted while its lookup was in flight: promote nothing
 
 
+class _Waiter(NamedTuple):
+    """One reader: its own future (a cancelled reader cancels only itself), its freshness
+    floor (``as_of`` ms; 0 = any), how stale a copy it accepts (ms past the fresh TTL; -1 =
+    fresh only) and when it started waiting (for the read-latency histogram)."""
+
+    fut: asyncio.Future[Hit | None]
+    floor: int
+    stale_ms: int
+    started: float
+
+
 @dataclass(eq=False)
 class _Pending:
-    """Readers waiting for one key: each has its own future (a cancelled reader cancels
-    only itself) and its own freshness floor (``as_of`` ms; 0 = any)."""
+    """Readers waiting for one key."""
 
     floor: int
-    waiters: list[tuple[asyncio.Future[Hit | None], int]] = field(default_factory=list)
+    waiters: list[_Waiter] = field(default_factory=list)
+    failed: bool = False  # a tier failed while this key was looked up
+
+
+def stale_ms_of(max_stale: float | None) -> int:
+    """``max_stale`` seconds -> ms past the fresh TTL a reader accepts (-1: fresh only)."""
+    if max_stale is None or max_stale != max_stale or max_stale < 0:
+        return -1
+    return ANY_STALE_MS if max_stale >= ANY_STALE_MS / 1000 else int(max_stale * 1000)
+
+
+ANY_STALE_MS = 1 << 62
+
+
+def floor_of(max_age: float | None) -> int:
+    """``max_age`` seconds -> the oldest ``as_of`` (ms) a reader accepts; 0 = any. A huge,
+    infinite or NaN ``max_age`` accepts anything (it must never overflow: issue 12)."""
+    if max_age is None or not max_age < 1e12:
+        return 0
+    return now_ms() - int(max_age * 1000)
 
 
 class ReadPath:
@@ -70,25 +101,30 @@ class ReadPath:
         self.closed = False
         self.l1_promotions = 0
         self.served = {"lower_hits": 0, "none": 0, "batches": 0, "batched_keys": 0}
+        self.reads = ReadStats()  # outcome of every read answered below L1, its latency
+        self._outcome = {slot.name: str(slot.tier.level) for slot in self.lower}
 
     # ---- joining a lookup -----------------------------------------------------------
 
-    async def get(self, key: str, max_age: float | None) -> Hit | None:
-        fut = self.enqueue(key, max_age)
+    async def get(self, key: str, max_age: float | None, stale_ms: int = -1) -> Hit | None:
+        fut = self.enqueue(key, max_age, stale_ms)
         if fut is None:
             return None
         await self.lead()
         return await fut
 
-    def enqueue(self, key: str, max_age: float | None) -> asyncio.Future[Hit | None] | None:
+    def enqueue(
+        self, key: str, max_age: float | None, stale_ms: int = -1
+    ) -> asyncio.Future[Hit | None] | None:
         """Join the next lower-tier lookup for ``key`` (an L1 miss); None when there is
         nothing below L1."""
         if self.l1 is not None:
             self.l1.note_miss(key)
         if not self.lower:
             self.served["none"] += 1
+            self.reads.record("miss", 0.0)
             return None
-        floor = 0 if max_age is None else now_ms() - int(max_age * 1000)
+        floor = floor_of(max_age)
         fut: asyncio.Future[Hit | None] = asyncio.get_running_loop().create_future()
         pending = self._inflight.get(key)
         if pending is None or floor > pending.floor:  # single-flight unless it asks for fresher
@@ -96,7 +132,7 @@ class ReadPath:
             if pending is None:
                 pending = self._queued[key] = _Pending(floor)
             pending.floor = max(pending.floor, floor)
-        pending.waiters.append((fut, floor))
+        pending.waiters.append(_Waiter(fut, floor, stale_ms, time.perf_counter()))
         return fut
 
     def changed(self, key: str, as_of: int) -> None:
@@ -153,10 +189,14 @@ class ReadPath:
             for index, slot in enumerate(self.lower):
                 if not remaining:
                     break
+                errors = slot.stats.errors
                 ok, envelopes = await self.calls.call(
                     slot, "get", slot.tier.get_many, remaining, limit_s=self.timeout_s
                 )
                 if not ok:
+                    if slot.stats.errors != errors:  # failed, not skipped: a read error
+                        for key in remaining:
+                            batch[key].failed = True
                     continue  # tier skipped or failed: look deeper for everything
                 still: list[str] = []
                 for key, env in zip(remaining, envelopes, strict=True):
@@ -174,23 +214,37 @@ class ReadPath:
         return found
 
     def _resolve(self, batch: dict[str, _Pending], found: Found) -> None:
+        now, clock = now_ms(), time.perf_counter()
+        record = self.reads.record
         for key, pending in batch.items():
             if self._inflight.get(key) is pending:
                 del self._inflight[key]
             candidates = found.get(key, ())
-            for fut, floor in pending.waiters:
-                if fut.done():
+            if pending.failed:
+                self.reads.errors += len(pending.waiters)
+            for waiter in pending.waiters:
+                if waiter.fut.done():
                     continue  # the reader was cancelled
                 hit = None
                 for index, env in candidates:
-                    if env.as_of >= floor:
-                        hit = Hit(
-                            env.value, env.as_of, None, self.lower[index].name,
-                            env.written_at, env.source, env.schema, env.expires_at,
-                        )  # fmt: skip
-                        break
-                self.served["lower_hits" if hit is not None else "none"] += 1
-                fut.set_result(hit)
+                    if env.as_of < waiter.floor:
+                        continue
+                    past = now - env.fresh_until if env.fresh_until else 0
+                    if past > 0 and past > waiter.stale_ms:
+                        continue  # past its fresh TTL, and this reader wants it fresh
+                    hit = Hit(
+                        env.value, env.as_of, None, self.lower[index].name, env.written_at,
+                        env.source, env.schema, env.expires_at, past > 0,
+                    )  # fmt: skip
+                    break
+                if hit is None:
+                    self.served["none"] += 1
+                    record("miss", clock - waiter.started)
+                else:
+                    self.served["lower_hits"] += 1
+                    outcome = "stale" if hit.stale else self._outcome[hit.tier]
+                    record(outcome, clock - waiter.started)
+                waiter.fut.set_result(hit)
 
     # ---- promotion ------------------------------------------------------------------
 
@@ -208,9 +262,9 @@ class ReadPath:
                 continue  # a newer write (or a delete) happened meanwhile
             if index == 0 and self.l1 is None:
                 continue  # found in the top tier: nothing above it
-            left = env.remaining_s(now)
+            left = env.fresh_s(now)  # a promoted copy never outlives the source's freshness
             if left is not None and left <= 0:
-                continue
+                continue  # expired or stale: L1 (and L2) never hold a stale copy
             data_type = data_type_of(key)
             if self.l1 is not None:
                 ttl = self.policy.ttl_for(data_type, TierLevel.L1, deepest=False)
@@ -249,6 +303,6 @@ class ReadPath:
         """Closing: readers still waiting get a miss."""
         self.closed = True
         for pending in [*self._inflight.values(), *self._queued.values()]:
-            for fut, _floor in pending.waiters:
-                if not fut.done():
-                    fut.set_result(None)
+            for waiter in pending.waiters:
+                if not waiter.fut.done():
+                    waiter.fut.set_result(None)

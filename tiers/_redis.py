@@ -220,7 +220,7 @@ class RedisTier(EnvelopeDecoder):
             for p in chunk:
                 item = items[p]
                 args += (
-                    item.body.for_tier(item.expires_at),
+                    item.encoded(),
                     item.body.as_of,
                     max(1, math.ceil(item.ttl_s * 1000)),
                 )

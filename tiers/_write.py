@@ -80,20 +80,25 @@ class WritePath:
             columns[0], in_l1 = self._write_l1(writes, bodies, ttls, now)
         refused = [False] * len(writes)  # some lower tier holds a newer as_of
 
+        deepest = self._lower_at[-1] if self.lower else -1
+
         async def write(slot: Slot, at: int) -> None:
-            items = [
-                StoreItem(w.key, body, ttl[at], now + int(ttl[at] * 1000))
-                for w, body, ttl in zip(writes, bodies, ttls, strict=True)
-            ]
+            if at == deepest:
+                items = self._with_stale_window(writes, bodies, ttls, at, now)
+            else:
+                items = [
+                    StoreItem(w.key, body, ttl[at], now + int(ttl[at] * 1000))
+                    for w, body, ttl in zip(writes, bodies, ttls, strict=True)
+                ]
             ok, stored = await self.calls.call(
                 slot, "set", slot.tier.set_many, items, limit_s=self.write_timeout_s
             )
             if not ok:
                 return
             column: list[float | None] = []
-            for i, (item, was_stored) in enumerate(zip(items, stored, strict=True)):
+            for i, (ttl, was_stored) in enumerate(zip(ttls, stored, strict=True)):
                 if was_stored:
-                    column.append(item.ttl_s)
+                    column.append(ttl[at])  # the fresh TTL
                 else:
                     column.append(None)
                     refused[i] = True
@@ -116,6 +121,29 @@ class WritePath:
                 if ttl is not None:
                     result[name] = ttl
         return results
+
+    def _with_stale_window(
+        self,
+        writes: Sequence[Write],
+        bodies: list[Body],
+        ttls: list[list[float]],
+        at: int,
+        now: int,
+    ) -> list[StoreItem]:
+        """The deepest tier keeps each copy for its fresh TTL plus the data type's stale
+        window; the head says until when it is fresh."""
+        windows: dict[str, float] = {}
+        items: list[StoreItem] = []
+        for w, body, row in zip(writes, bodies, ttls, strict=True):
+            window = windows.get(w.data_type)
+            if window is None:
+                window = windows[w.data_type] = self.policy.stale_for(w.data_type)
+            fresh = row[at]
+            kept = fresh + window
+            items.append(
+                StoreItem(w.key, body, kept, now + int(kept * 1000), now + int(fresh * 1000))
+            )
+        return items
 
     def _write_l1(
         self, writes: Sequence[Write], bodies: list[Body], ttls: list[list[float]], now: int
