@@ -3,8 +3,11 @@
 * ``announce`` sends one payload per batch: the keys and their ``as_of`` (or ``DROPPED``).
 * The listener applies what others announce: an L1 copy older than the announced ``as_of``
   (or any copy of a dropped key) goes, and lookups in flight for it promote nothing older.
-* A lost subscription means announcements were missed: the L1 is cleared when the bus
-  comes back, since any entry in it may have been overwritten meanwhile.
+* A lost subscription means announcements are being missed: from the moment it is lost
+  until the bus is back, the L1 is not trusted — emptied and refusing entries, so reads
+  go to the shared tiers — and it starts afresh once resubscribed.
+* Until the first subscription, the L1 is trusted as it fills (it starts empty; a miss
+  in those first milliseconds can at worst serve a copy one L1 TTL old).
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from tiers._errors import CacheError
 from tiers._memory import MemoryTier
 
 log = structlog.get_logger(__name__)
+
+#: keys per bus message: a 2,000-write batch is two messages of ~70 KB, not 2,000 messages
+MAX_KEYS_PER_MESSAGE = 1000
 
 
 class Coherence:
@@ -42,7 +48,9 @@ class Coherence:
         self.invalidations = 0  # L1 entries dropped because of others' announcements
         self.published = 0
         self.publish_errors = 0
+        self.publish_skipped = 0
         self.bad_messages = 0
+        self.suspensions = 0  # times the L1 was set aside because the bus was lost
         self.subscribed = asyncio.Event()
         self._on_change = on_change
         self._listener: asyncio.Task[None] | None = None
@@ -51,9 +59,17 @@ class Coherence:
     # ---- sending --------------------------------------------------------------------
 
     async def announce(self, entries: Sequence[tuple[str, int]]) -> bool:
-        """Tell every other cache that these keys now hold these ``as_of``; False if the
-        message could not be sent (counted and logged; the writes themselves stand)."""
-        if not entries or not self.breaker.allow():
+        """Tell every other cache that these keys now hold these ``as_of`` (one message per
+        ``MAX_KEYS_PER_MESSAGE``); False if it could not all be sent (counted and logged;
+        the writes themselves stand, and other L1s expire their copies within one L1 TTL)."""
+        ok = True
+        for start in range(0, len(entries), MAX_KEYS_PER_MESSAGE):
+            ok = await self._publish(entries[start : start + MAX_KEYS_PER_MESSAGE]) and ok
+        return ok and bool(entries)
+
+    async def _publish(self, entries: Sequence[tuple[str, int]]) -> bool:
+        if not self.breaker.allow():
+            self.publish_skipped += 1  # the bus failed just now: not waited on again yet
             return False
         payload = encode_message(self.id, entries)
         try:
@@ -62,7 +78,7 @@ class Coherence:
         except (CacheError, TimeoutError) as exc:
             self.publish_errors += 1
             self.breaker.failure(type(exc).__name__)
-            log.debug("bus_publish_failed", bus=self.bus.name, keys=len(entries), error=str(exc))
+            log.warning("bus_publish_failed", bus=self.bus.name, keys=len(entries), error=str(exc))
             return False
         except BaseException:
             self.breaker.abandon()
@@ -126,6 +142,7 @@ class Coherence:
                 if not lost:
                     log.warning("invalidation_listener_lost", bus=self.bus.name,
                                 error=type(exc).__name__)  # fmt: skip
+                    self._lost()
                 lost = True
                 self.subscribed.clear()
                 await asyncio.sleep(backoff)
@@ -136,11 +153,16 @@ class Coherence:
                         async with asyncio.timeout(1.0):
                             await subscription.close()
 
+    def _lost(self) -> None:
+        assert self.l1 is not None
+        # from now on announcements are missed: nothing in L1 can be trusted
+        self.l1.suspend()
+        self.suspensions += 1
+
     def _resumed(self) -> None:
         assert self.l1 is not None
-        # announcements published while we were away were missed: start L1 afresh
-        log.warning("l1_cleared_after_resubscribe", entries=len(self.l1))
-        self.l1.clear()
+        log.warning("l1_resumed_after_resubscribe", bus=self.bus.name)
+        self.l1.resume()
 
     async def close(self) -> None:
         self._closed = True

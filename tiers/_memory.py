@@ -59,6 +59,7 @@ class MemoryTier:
         self.rejections = 0  # new keys the admission filter kept out
         self._misses: dict[int, int] = {}  # hash(key) -> misses in the current window
         self._since_aging = 0
+        self.suspended = False  # while True: empty and refusing puts (see suspend())
         self.hit: HitLookup = self._hit_lookup()
 
     def _hit_lookup(self) -> HitLookup:
@@ -122,6 +123,8 @@ class MemoryTier:
     ) -> Hit | None:
         """Store unless a live entry has a newer ``as_of`` or the admission filter keeps a new
         key out; the stored entry, or None. ``expires_at`` overrides the envelope's."""
+        if self.suspended:
+            return None
         now = self.clock()
         data = self._data
         old = data.get(key)
@@ -183,6 +186,18 @@ class MemoryTier:
 
     def clear(self) -> None:
         self._data.clear()
+
+    def suspend(self) -> None:
+        """Stop trusting this L1 (its invalidations may be missed): empty it and refuse
+        every put until ``resume()``, so reads go to the shared tiers. The hit path is
+        unchanged — an empty dict answers nothing."""
+        self.suspended = True
+        self._data.clear()
+
+    def resume(self) -> None:
+        """Trust it again, starting empty."""
+        self._data.clear()
+        self.suspended = False
 
     # the Tier protocol, for uniform use and tests
     async def get_many(self, keys: Sequence[str]) -> list[Envelope | None]:

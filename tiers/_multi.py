@@ -10,7 +10,8 @@ The cache is the front door; the work is done by parts with one concern each:
   breaker; a tier that fails is skipped — counted, logged once per state change, probed
   back in — and readers never see its exceptions;
 * coherence (``tiers._coherence``) keeps the L1 in step with other processes over the
-  ``Bus`` the cache is handed (by default the Redis tier's pub/sub).
+  ``Bus`` the cache is handed (by default the Redis tier's pub/sub): every write batch and
+  delete is announced with its keys and ``as_of``, one message per batch.
 """
 
 from __future__ import annotations
@@ -228,7 +229,13 @@ class MultiTierCache:
         now = now_ms()
         bodies = self._writes.encode(writes, now)
         self._ensure_started()
-        return await self._writes.set_many(writes, bodies, now, warm_interval)
+        written = await self._writes.set_many(writes, bodies, now, warm_interval)
+        if self._coherence is not None:
+            # after the tiers took it: an L1 that drops its copy finds the new one below
+            await self._coherence.announce(
+                [(w.key, b.as_of) for w, b, r in zip(writes, bodies, written, strict=True) if r]
+            )
+        return written
 
     async def delete(self, key: str) -> None:
         """Remove ``key`` from every tier and tell every other cache's L1 to drop it."""

@@ -13,7 +13,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from tiers._errors import CacheUnavailable
-from tiers._redis import DRIVER_ERRORS, mapped
+from tiers._redis import CONNECTION_LOST, DRIVER_ERRORS, mapped
 
 
 class _RedisSubscription:
@@ -44,9 +44,19 @@ class RedisBus:
 
     name = "bus"
 
-    def __init__(self, client: Redis | RedisCluster, channel: str, url: str = "") -> None:
+    def __init__(
+        self,
+        client: Redis | RedisCluster,
+        channel: str,
+        url: str = "",
+        *,
+        owns_client: bool = False,
+    ) -> None:
+        """``url`` is needed for a Cluster (the subscriber's nodes); ``owns_client``: close
+        the client with the bus (a Redis tier's client is the tier's to close)."""
         self.client = client
         self.channel = channel
+        self.owns_client = owns_client
         self._url = url  # for cluster nodes: the scheme, credentials and TLS options
         self._node_turn = itertools.count()
 
@@ -55,7 +65,14 @@ class RedisBus:
 
     async def publish(self, payload: bytes) -> None:
         with mapped("bus", "publish"):
-            await self.client.publish(self.channel, payload)
+            try:
+                await self.client.publish(self.channel, payload)
+            except CONNECTION_LOST:
+                # a pooled connection that died with the server (restart): once more on a
+                # fresh one, or the first announcement after a restart would be lost
+                if not isinstance(self.client, RedisCluster):
+                    await self.client.connection_pool.disconnect(inuse_connections=False)
+                await self.client.publish(self.channel, payload)
 
     async def subscribe(self) -> _RedisSubscription:
         owner: Redis | None = None
@@ -85,4 +102,12 @@ class RedisBus:
         return parts._replace(netloc=f"{userinfo}{at}{node.host}:{node.port}").geturl()
 
     async def close(self) -> None:
-        """The publishing client belongs to the Redis tier, which closes it."""
+        if self.owns_client:
+            with contextlib.suppress(*DRIVER_ERRORS):
+                await self.client.aclose()
+
+    @classmethod
+    def from_url(cls, url: str, channel: str) -> RedisBus:
+        """A bus on a Redis of its own (``redis://``; not a cluster)."""
+        client = Redis.from_url(url, retry=Retry(NoBackoff(), 0))
+        return cls(client, channel, url, owns_client=True)
