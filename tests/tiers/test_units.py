@@ -30,6 +30,7 @@ from tiers import (
 )
 from tiers._bus import DROPPED, decode_message, encode_message
 from tiers._envelope import encode_body, now_ms
+from tiers._metrics import ReadStats, summarize_text
 from tiers._ttl import LEVELS, TierLevel, TTLPolicy
 from topics import ConfigError, DataType, WarmfleetError
 
@@ -370,3 +371,45 @@ def test_ttl_rows_follow_each_policy_and_bad_levels_still_fail() -> None:
         assert short.ttl_for("tickers", TierLevel.L2) == short.ttl_for("tickers", "l2") == 6.0
         with pytest.raises(ValueError, match="l4"):
             default.ttl_for("tickers", "l4")
+
+
+# ---- read metrics -----------------------------------------------------------------------
+
+
+def test_read_shares_sum_to_one_and_quantiles_interpolate() -> None:
+    stats = ReadStats()
+    for _ in range(60):
+        stats.record("l2", 0.0003)  # in the (0.00025, 0.0005] bucket
+    for _ in range(30):
+        stats.record("l3", 0.0008)
+    stats.record("stale", 0.002)
+    stats.record("miss", 0.2)
+    stats.errors = 2
+    summary = stats.with_l1_hits(908).summary()
+    assert summary["reads"] == 1000
+    assert summary["shares"] == {"l1": 0.908, "l2": 0.06, "l3": 0.03, "stale": 0.001, "miss": 0.001}
+    assert sum(summary["shares"].values()) == pytest.approx(1.0)
+    assert summary["p50_ms"] == pytest.approx(0.01 * 500 / 908)  # inside the first bucket
+    assert 0.25 < summary["p95_ms"] <= 0.5 and 0.5 < summary["p99_ms"] <= 1.0
+    assert summary["error_rate"] == 0.002
+    empty = ReadStats().summary()
+    assert empty["reads"] == 0 and empty["p95_ms"] is None and empty["shares"]["l1"] is None
+
+
+def test_summaries_from_metrics_text_match_the_local_ones() -> None:
+    text = "\n".join([
+        '# TYPE warmfleet_cache_reads_total counter',
+        'warmfleet_cache_reads_total{outcome="l1"} 90.0',
+        'warmfleet_cache_reads_total{outcome="miss"} 10.0',
+        '# TYPE warmfleet_cache_read_seconds histogram',
+        'warmfleet_cache_read_seconds_bucket{le="1e-05"} 90.0',
+        'warmfleet_cache_read_seconds_bucket{le="0.001"} 99.0',
+        'warmfleet_cache_read_seconds_bucket{le="+Inf"} 100.0',
+        'warmfleet_cache_read_seconds_count 100.0',
+        'warmfleet_cache_read_seconds_sum 0.5',
+        '# TYPE warmfleet_cache_read_errors_total counter',
+        'warmfleet_cache_read_errors_total 1.0',
+    ]) + "\n"  # fmt: skip
+    summary = summarize_text(text)
+    assert summary["shares"]["l1"] == 0.9 and summary["shares"]["miss"] == 0.1
+    assert summary["p99_ms"] == pytest.approx(1.0) and summary["errors"] == 1
