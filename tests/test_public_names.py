@@ -21,9 +21,9 @@ PUBLIC: dict[str, str] = {
         BrokerUnavailable drop_namespace ensure_topics start_producer
     """,
     "tiers": """
-        BreakerState CacheError CacheUnavailable CircuitBreaker CorruptEntry
+        BreakerState Bus CacheError CacheUnavailable CircuitBreaker CorruptEntry
         DEFAULT_MAX_BYTES DirectCacheAdapter Envelope HashRing Hit LEVELS MemcachedTier
-        MemoryTier MultiTierCache RedisTier StoreItem TTLPolicy Tier TierLevel
+        MemoryTier MultiTierCache RedisBus RedisTier StoreItem TTLPolicy Tier TierLevel
         UnencodableValue ValueTooLarge Write check_key decode encode tier_from_url
     """,
     "schedules": """
