@@ -5,6 +5,9 @@ Imports nothing of ours.
 
 from __future__ import annotations
 
+from topics._ccxt import Rejection, book_record, candles_record, ticker_record
+from topics._contract import DEFAULT_LIMITS, EPOCH_FLOOR_MS, InvalidRecord, Limits
+from topics._control import phase_change_fields
 from topics._datatypes import POLLED, DataType
 from topics._keys import (
     KEY_PREFIX,
@@ -17,6 +20,17 @@ from topics._keys import (
     key_for,
     validate_key,
 )
+from topics._market import (
+    BOOK_FIELDS,
+    CANDLES_FIELDS,
+    TICKER_FIELDS,
+    book_fields,
+    candles_fields,
+    decode,
+    ticker_fields,
+    timeframe_ms,
+)
+from topics._wire import namespace_of, record_bytes
 from topics.catalog import (
     ANALYSIS_OVERVIEW,
     ANALYSIS_SYMBOLS,
@@ -36,9 +50,13 @@ from topics.errors import ConfigError, WarmfleetError
 __all__ = [
     "ANALYSIS_OVERVIEW",
     "ANALYSIS_SYMBOLS",
+    "BOOK_FIELDS",
+    "CANDLES_FIELDS",
     "CATALOG",
     "CONTROL_PHASE",
     "DEAD_LETTER",
+    "DEFAULT_LIMITS",
+    "EPOCH_FLOOR_MS",
     "KEY_PREFIX",
     "KEY_SPECS",
     "KEY_VERSION",
@@ -47,16 +65,31 @@ __all__ = [
     "MARKET_TICKERS",
     "MAX_KEY_BYTES",
     "POLLED",
+    "TICKER_FIELDS",
     "WARM_JOBS",
     "ConfigError",
     "DataType",
+    "InvalidRecord",
     "KeySpec",
+    "Limits",
+    "Rejection",
     "TopicSpec",
     "WarmfleetError",
+    "book_fields",
+    "book_record",
     "build_key",
+    "candles_fields",
+    "candles_record",
     "data_type_of",
+    "decode",
     "key_for",
+    "namespace_of",
+    "phase_change_fields",
+    "record_bytes",
     "symbol_key",
+    "ticker_fields",
+    "ticker_record",
+    "timeframe_ms",
     "topic_config",
     "validate_key",
 ]

@@ -31,11 +31,19 @@ import ccxt
 import ccxt.async_support as ccxt_async
 import structlog
 
-from topics import POLLED, ConfigError, DataType, WarmfleetError
+from topics import (
+    POLLED,
+    ConfigError,
+    DataType,
+    Rejection,
+    WarmfleetError,
+    book_record,
+    candles_record,
+    ticker_record,
+)
 from topics.records import BookTop, Candles, Ticker, WarmJob
 from workers import _poller_metrics as metrics
 from workers._poller_breaker import Backoff, CircuitBreaker
-from workers._poller_validate import Rejection, book_record, candles_record, ticker_record
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
