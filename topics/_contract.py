@@ -67,19 +67,28 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
+def show(value: Any) -> str:
+    """``repr(value)``, cut short: a reason goes into logs and dead letters, and a hostile
+    value can be megabytes."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def text(obj: Any, name: str) -> str:
     value = obj.get(name)
     if type(value) is not str or not value or len(value) > 64:
-        raise InvalidRecord("bad_field", f"{name} must be a string of 1-64 chars, got {value!r}")
+        raise InvalidRecord(
+            "bad_field", f"{name} must be a string of 1-64 chars, got {show(value)}"
+        )
     if not value.isascii() or not value.isprintable() or " " in value:
-        raise InvalidRecord("bad_field", f"{name} must be printable ASCII, got {value!r}")
+        raise InvalidRecord("bad_field", f"{name} must be printable ASCII, got {show(value)}")
     return value
 
 
 def symbol(obj: Any) -> str:
     value = text(obj, "symbol")
     if "/" not in value:
-        raise InvalidRecord("bad_symbol", f"symbol must be BASE/QUOTE, got {value!r}")
+        raise InvalidRecord("bad_symbol", f"symbol must be BASE/QUOTE, got {show(value)}")
     return value
 
 
@@ -92,14 +101,14 @@ def price(value: Any, name: str, limits: Limits) -> float:
     elif value is None:
         raise InvalidRecord("missing_field", f"{name} is required")
     else:
-        raise InvalidRecord("wrong_type", f"{name} must be a number, got {value!r}")
+        raise InvalidRecord("wrong_type", f"{name} must be a number, got {show(value)}")
     # NaN fails both comparisons; so do denormals and absurd values
     if not limits.min_price <= number <= limits.max_price:
         if number <= 0:
-            raise InvalidRecord("non_positive_price", f"{name} must be positive, got {value!r}")
+            raise InvalidRecord("non_positive_price", f"{name} must be positive, got {show(value)}")
         raise InvalidRecord(
             "price_out_of_bounds",
-            f"{name} must be in [{limits.min_price:g}, {limits.max_price:g}], got {value!r}",
+            f"{name} must be in [{limits.min_price:g}, {limits.max_price:g}], got {show(value)}",
         )
     return number
 
@@ -117,15 +126,18 @@ def volume(value: Any, name: str, limits: Limits) -> float | None:
     elif kind is int:
         number = float(value)
     else:
-        raise InvalidRecord("wrong_type", f"{name} must be a number, got {value!r}")
+        raise InvalidRecord("wrong_type", f"{name} must be a number, got {show(value)}")
     if number == 0.0:
         return 0.0
     if not limits.min_price <= number <= limits.max_volume:
         if number < 0:
-            raise InvalidRecord("negative_volume", f"{name} must not be negative, got {value!r}")
+            raise InvalidRecord(
+                "negative_volume", f"{name} must not be negative, got {show(value)}"
+            )
         raise InvalidRecord(
             "volume_out_of_bounds",
-            f"{name} must be 0 or in [{limits.min_price:g}, {limits.max_volume:g}], got {value!r}",
+            f"{name} must be 0 or in [{limits.min_price:g}, {limits.max_volume:g}], "
+            f"got {show(value)}",
         )
     return number
 
@@ -136,10 +148,10 @@ def percent(value: Any, name: str) -> float | None:
         return None
     kind = type(value)
     if kind is not float and kind is not int:
-        raise InvalidRecord("wrong_type", f"{name} must be a number, got {value!r}")
+        raise InvalidRecord("wrong_type", f"{name} must be a number, got {show(value)}")
     number = float(value)
     if not -100.0 <= number <= 1e6:
-        raise InvalidRecord("out_of_bounds", f"{name} must be in [-100, 1e6], got {value!r}")
+        raise InvalidRecord("out_of_bounds", f"{name} must be in [-100, 1e6], got {show(value)}")
     return number
 
 
@@ -148,9 +160,9 @@ def instant(value: Any, name: str) -> int:
     if type(value) is not int:
         if value is None:
             raise InvalidRecord("no_timestamp", f"{name} is required")
-        raise InvalidRecord("wrong_type", f"{name} must be integer ms, got {value!r}")
+        raise InvalidRecord("wrong_type", f"{name} must be integer ms, got {show(value)}")
     if value < EPOCH_FLOOR_MS:
-        raise InvalidRecord("timestamp_too_old", f"{name} is before 2009, got {value!r}")
+        raise InvalidRecord("timestamp_too_old", f"{name} is before 2009, got {show(value)}")
     return value
 
 

@@ -29,6 +29,7 @@ from topics._contract import (
     percent,
     price,
     received,
+    show,
     symbol,
     text,
     volume,
@@ -78,7 +79,9 @@ def timeframe_ms(timeframe: str) -> int:
     """``"1m"`` -> 60000; ``InvalidRecord`` for what ccxt would not name a timeframe."""
     count, unit = timeframe[:-1], timeframe[-1:]
     if not count.isdigit() or unit not in _UNIT_MS or int(count) == 0:
-        raise InvalidRecord("bad_field", f"timeframe must be like 1m / 4h / 1d, got {timeframe!r}")
+        raise InvalidRecord(
+            "bad_field", f"timeframe must be like 1m / 4h / 1d, got {show(timeframe)}"
+        )
     return int(count) * _UNIT_MS[unit]
 
 
@@ -91,11 +94,11 @@ def ticker_fields(
     bid = optional_price(get("bid"), "bid", limits)
     ask = optional_price(get("ask"), "ask", limits)
     if bid is not None and ask is not None and bid > ask:
-        raise InvalidRecord("crossed_quote", f"bid {bid!r} is above ask {ask!r}")
+        raise InvalidRecord("crossed_quote", f"bid {show(bid)} is above ask {show(ask)}")
     high = optional_price(get("high"), "high", limits)
     low = optional_price(get("low"), "low", limits)
     if high is not None and low is not None and high < low:
-        raise InvalidRecord("high_below_low", f"high {high!r} is below low {low!r}")
+        raise InvalidRecord("high_below_low", f"high {show(high)} is below low {show(low)}")
     received_ms = received(obj, now_ms, limits)
     return {
         "exchange": text(obj, "exchange"),
@@ -125,7 +128,7 @@ def _rows(value: Any, limits: Limits) -> list[list[float]]:
         if type(row) is not list or len(row) != 6:
             raise InvalidRecord("bad_candle", f"rows[{i}] must be [open_ms, o, h, l, c, v]")
         if any(x is None for x in row):
-            raise InvalidRecord("null_field", f"rows[{i}] holds a null: {row!r}")
+            raise InvalidRecord("null_field", f"rows[{i}] holds a null: {show(row)}")
         open_ms = instant(row[0], f"rows[{i}][0]")
         o, h, low, c = (price(x, f"rows[{i}]", limits) for x in row[1:5])
         v = volume(row[5], f"rows[{i}][5]", limits)
@@ -171,10 +174,12 @@ def _levels(value: Any, side: str, descending: bool, limits: Limits) -> list[lis
     out: list[list[float]] = []
     for level in value:
         if type(level) is not list or len(level) != 2:
-            raise InvalidRecord("bad_book_level", f"{side} level {level!r} is not [price, amount]")
+            raise InvalidRecord(
+                "bad_book_level", f"{side} level {show(level)} is not [price, amount]"
+            )
         p, amount = price(level[0], side, limits), volume(level[1], side, limits)
         if not amount:
-            raise InvalidRecord("bad_book_level", f"{side} level {level!r} has no amount")
+            raise InvalidRecord("bad_book_level", f"{side} level {show(level)} has no amount")
         if out and (p >= out[-1][0] if descending else p <= out[-1][0]):
             raise InvalidRecord("bad_book_level", f"{side} are not sorted best first")
         out.append([p, amount])
@@ -189,7 +194,9 @@ def book_fields(
     bids = _levels(obj.get("bids"), "bids", True, limits)
     asks = _levels(obj.get("asks"), "asks", False, limits)
     if bids[0][0] >= asks[0][0]:
-        raise InvalidRecord("crossed_book", f"best bid {bids[0][0]!r} >= best ask {asks[0][0]!r}")
+        raise InvalidRecord(
+            "crossed_book", f"best bid {show(bids[0][0])} >= best ask {show(asks[0][0])}"
+        )
     received_ms = received(obj, now_ms, limits)
     return {
         "exchange": text(obj, "exchange"),

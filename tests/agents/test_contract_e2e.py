@@ -10,14 +10,18 @@ import time
 from typing import Any
 
 import orjson
+import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 from tests.agents.conftest import analysis_key, cached, eventually, send_ticker, ticker
 from topics import DEAD_LETTER, MARKET_TICKERS, TICKER_FIELDS, symbol_key
+from topics.records import DEAD_LETTER_PAYLOAD_MAX
 from workers.agents import CHANGELOGS, ensure_topics
 from workers.analytics import TickerState
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 YEAR_MS = 365 * 86_400_000
 
@@ -73,9 +77,8 @@ async def test_the_poison_set_is_dead_lettered_and_the_real_updates_after_it_cac
     await send_ticker(producer, namespace, "binance", symbol,
                       ticker("binance", symbol, 30.0, t0, **real))  # fmt: skip
     for i, change in enumerate(poison.values(), start=1):
-        body = {**real, "received_ms": t0 + i, **change}
-        await send_ticker(producer, namespace, "binance", symbol,
-                          ticker("binance", symbol, 30.0, t0 + i, **body))  # fmt: skip
+        body = {**orjson.loads(ticker("binance", symbol, 30.0, t0 + i, **real)), **change}
+        await send_ticker(producer, namespace, "binance", symbol, orjson.dumps(body))
     for i in range(20, 23):
         await send_ticker(producer, namespace, "binance", symbol,
                           ticker("binance", symbol, 30.0 + i / 100, t0 + i, **real))  # fmt: skip
@@ -105,7 +108,10 @@ async def test_the_poison_set_is_dead_lettered_and_the_real_updates_after_it_cac
                      "wrong_type: received_ms"):  # fmt: skip
         assert expected in reasons, (expected, reasons)
     padded = next(letter for letter in letters if "oversized" in letter["reason"])
-    assert len(base64.b64decode(padded["payload_b64"])) > 900_000  # the original bytes kept
+    # the first 64 KiB of the original kept, and its size: a 1.2 MB letter would never fit
+    # the broker's message limit and would wedge the stream (it did)
+    assert len(base64.b64decode(padded["payload_b64"])) == DEAD_LETTER_PAYLOAD_MAX
+    assert padded["payload_bytes"] > 900_000
     assert await asyncio.to_thread(
         worker.counter, "warmfleet_agent_deadletter_total", reason="invalid"
     ) == len(poison)  # fmt: skip
