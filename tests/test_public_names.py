@@ -11,11 +11,14 @@ import pytest
 #: package -> its __all__, whitespace-separated (one block per package, sorted)
 PUBLIC: dict[str, str] = {
     "topics": """
-        ANALYSIS_OVERVIEW ANALYSIS_SYMBOLS BrokerUnavailable CATALOG CONTROL_PHASE
-        ConfigError DEAD_LETTER DataType KEY_PREFIX KEY_SPECS KEY_VERSION KeySpec
-        MARKET_BOOKS MARKET_OHLCV MARKET_TICKERS MAX_KEY_BYTES POLLED TopicSpec
-        WARM_JOBS WarmfleetError build_key data_type_of key_for now_ms redact
-        server_list split_host_port symbol_key topic_config validate_key
+        ANALYSIS_OVERVIEW ANALYSIS_SYMBOLS BOOK_FIELDS BrokerUnavailable CANDLES_FIELDS
+        CATALOG CONTROL_PHASE ConfigError DEAD_LETTER DEFAULT_LIMITS DataType EPOCH_FLOOR_MS
+        InvalidRecord KEY_PREFIX KEY_SPECS KEY_VERSION KeySpec Limits MARKET_BOOKS
+        MARKET_OHLCV MARKET_TICKERS MAX_KEY_BYTES POLLED Rejection TICKER_FIELDS TopicSpec
+        WARM_JOBS WarmfleetError book_fields book_record build_key candles_fields
+        candles_record data_type_of decode key_for namespace_of now_ms phase_change_fields
+        record_bytes redact server_list split_host_port symbol_key ticker_fields
+        ticker_record timeframe_ms topic_config validate_key
     """,
     "topics.kafka": """
         BrokerUnavailable drop_namespace ensure_topics start_producer
@@ -38,9 +41,9 @@ PUBLIC: dict[str, str] = {
     """,
     "workers": "",
     "workers.agents": """
-        CHANGELOGS CandlesView DEFAULT_INTERVALS InvalidEvent OVERVIEW_PARTS
-        OverviewAgents PhaseFollower Runtime SymbolStore SymbolStream decode_candles
-        decode_ticker install
+        CHANGELOGS CandlesView InvalidEvent OVERVIEW_PARTS OverviewAgents PhaseFollower
+        Runtime SymbolStore SymbolStream config_intervals decode_candles decode_ticker
+        install
     """,
     "workers.analytics": """
         ALL BREAKOUT_SIGMAS CandleState MOMENTUM_ALPHA OverviewRow SIGNALS TickerState

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from topics import KEY_PREFIX, ConfigError, redact, server_list
+from topics import KEY_PREFIX, ConfigError, Limits, redact, server_list
 
 ENV_PREFIX = "WARMFLEET_"
 
@@ -38,6 +38,8 @@ class Settings:
     kafka_sasl_mechanism: str | None = None  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = field(default=None, repr=False)
+    #: the record contract's window and size cap (topics/_contract.py; docs/contracts.md)
+    contract_limits: Limits = field(default_factory=Limits)
 
     def kafka_client_options(self) -> dict[str, Any]:
         """Keyword arguments for every aiokafka client (producer, consumer, admin)."""
@@ -122,7 +124,27 @@ class Settings:
                 raise ConfigError("WARMFLEET_METRICS_PORT", raw, "must be a port number or 0")
             kwargs["metrics_port"] = int(raw)
         kwargs.update(_kafka_security(get))
+        contract = {
+            name: int(raw)
+            for name, var in _CONTRACT_VARS.items()
+            if (raw := get(var)) is not None and _positive_int(ENV_PREFIX + var, raw)
+        }
+        if contract:
+            kwargs["contract_limits"] = Limits(**contract)
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+_CONTRACT_VARS = {
+    "max_ahead_ms": "CONTRACT_MAX_AHEAD_MS",
+    "max_age_ms": "CONTRACT_MAX_AGE_MS",
+    "max_record_bytes": "CONTRACT_MAX_RECORD_BYTES",
+}
+
+
+def _positive_int(name: str, raw: str) -> bool:
+    if not raw.isdigit() or int(raw) <= 0:
+        raise ConfigError(name, raw, "must be a positive integer")
+    return True
 
 
 PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL")

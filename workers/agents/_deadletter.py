@@ -10,7 +10,7 @@ import structlog
 from prometheus_client import Counter
 
 from topics import now_ms
-from topics.records import DeadLetter
+from topics.records import DEAD_LETTER_PAYLOAD_MAX, DeadLetter
 
 log = structlog.get_logger(__name__)
 
@@ -34,9 +34,10 @@ def dead_letter(
         partition=partition,
         offset=offset,
         reason=reason,
-        key=None if key is None else key.decode("utf-8", "replace"),
-        payload_b64=base64.b64encode(payload or b"").decode("ascii"),
+        key=None if key is None else key.decode("utf-8", "replace")[:1024],
+        payload_b64=base64.b64encode((payload or b"")[:DEAD_LETTER_PAYLOAD_MAX]).decode("ascii"),
         at_ms=now_ms() if at_ms is None else at_ms,
+        payload_bytes=len(payload or b""),
     )
 
 

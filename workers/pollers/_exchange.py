@@ -33,9 +33,17 @@ import ccxt.async_support as ccxt_async
 import structlog
 
 from tiers import CircuitBreaker
-from topics import POLLED, ConfigError, DataType, WarmfleetError
+from topics import (
+    POLLED,
+    ConfigError,
+    DataType,
+    Rejection,
+    WarmfleetError,
+    book_record,
+    candles_record,
+    ticker_record,
+)
 from topics.records import BookTop, Candles, Ticker, WarmJob
-from workers._poller_validate import Rejection, book_record, candles_record, ticker_record
 from workers.pollers import _metrics as metrics
 from workers.pollers._backoff import Backoff
 from workers.pollers._venues import client_options

@@ -45,7 +45,7 @@ from workers.analytics import (
 # the async fixtures live on the session loop (pyproject), so the tests do too
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
-T0 = 1_700_000_000_000
+T0 = (int(time.time()) - 600) * 1000  # the contract refuses data a day old
 PARTITIONS = MARKET_TICKERS.partitions
 TICKS_CHANGELOG, CANDLES_CHANGELOG = CHANGELOGS
 
@@ -191,7 +191,7 @@ async def test_candles_and_tickers_combine_duplicates_skip_and_bad_candles_dead_
     symbol = "CMB/USDT"
     ohlcv_topic = MARKET_OHLCV.named(namespace)
     rows_a = candle_rows(40, T0 - 40 * 60_000, shift=0.0)
-    rows_b = candle_rows(41, T0 - 39 * 60_000, shift=1.0)
+    rows_b = candle_rows(41, T0 - 41 * 60_000, shift=1.0)  # none opens after its as_of
     candles_a = candles_message(symbol, rows_a, T0 + 100)
     candles_b = candles_message(symbol, rows_b, T0 + 200)
     bad_rows = [list(r) for r in rows_a]
