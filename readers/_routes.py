@@ -47,7 +47,7 @@ def symbol(raw: str) -> str:
 
 
 def max_age(raw: str | None) -> float | None:
-    if raw is None or raw == "":
+    if raw is None:
         return None
     try:
         value = float(raw)
