@@ -37,9 +37,7 @@ def test_keys_follow_the_contract() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("raw", "expected"), [(None, None), ("2.5", 2.5), ("10", 10.0)]
-)
+@pytest.mark.parametrize(("raw", "expected"), [(None, None), ("2.5", 2.5), ("10", 10.0)])
 def test_max_age(raw: str | None, expected: float | None) -> None:
     assert routes.max_age(raw) == expected
 
