@@ -128,6 +128,33 @@ def test_idle_sockets_are_closed_and_the_reader_keeps_serving(reader: ReaderProc
             sock.close()
 
 
+def test_a_request_head_sent_a_byte_at_a_time_is_cut_off(reader: ReaderProcess) -> None:
+    """Slowloris: bytes keep arriving, but the head is never complete within the timeout."""
+    sock = socket.create_connection(("127.0.0.1", reader.port))
+    sock.settimeout(0.5)
+    head = b"GET /healthz HTTP/1.1\r\nHost: reader\r\nX-Slow: " + b"z" * 1000
+    started = time.monotonic()
+    closed_at = None
+    try:
+        for byte in head:
+            if time.monotonic() - started > HEADER_TIMEOUT_S + 10:
+                break
+            try:
+                sock.sendall(bytes([byte]))
+                if sock.recv(1) == b"":
+                    closed_at = time.monotonic() - started
+                    break
+            except TimeoutError:
+                continue  # nothing from the server yet: keep trickling
+            except OSError:
+                closed_at = time.monotonic() - started
+                break
+    finally:
+        sock.close()
+    assert closed_at is not None, "the reader kept a trickling connection open"
+    assert reader.get("/healthz")[0] == 200
+
+
 FLOOD = textwrap.dedent(
     """
     import socket, sys
