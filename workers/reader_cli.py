@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 import structlog
 
@@ -60,8 +61,14 @@ def worker_app() -> object:
 
 def run(args: argparse.Namespace) -> int:
     from readers import serve, server_options
+    from topics import ConfigError
 
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)  # type: ignore[arg-type]
-    serve(server_options(args), f"{__name__}:worker_app")
+    try:
+        options = server_options(args)
+    except ConfigError as exc:
+        print(f"warmfleet reader: {exc}", file=sys.stderr)
+        return 2
+    serve(options, f"{__name__}:worker_app")
     return 0

@@ -53,7 +53,14 @@ class ReaderProcess:
 
 
 @pytest.fixture
-def reader(stack_urls: Any, namespace: str, tmp_path: Path) -> Iterator[ReaderProcess]:
+def reader_args() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def reader(
+    stack_urls: Any, namespace: str, tmp_path: Path, reader_args: list[str]
+) -> Iterator[ReaderProcess]:
     port = free_port()
     log = tmp_path / "reader.log"
     env = {
@@ -65,7 +72,7 @@ def reader(stack_urls: Any, namespace: str, tmp_path: Path) -> Iterator[ReaderPr
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "workers.cli", "reader", "--port", str(port)],
+            [sys.executable, "-m", "workers.cli", "reader", "--port", str(port), *reader_args],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -88,6 +95,17 @@ def reader(stack_urls: Any, namespace: str, tmp_path: Path) -> Iterator[ReaderPr
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
+
+
+@pytest.mark.parametrize("reader_args", [["--workers", "2"]])
+def test_workers_share_the_port(reader: ReaderProcess) -> None:
+    workers = psutil.Process(reader.proc.pid).children(recursive=True)
+    assert len(workers) == 2
+    # SO_REUSEPORT: the kernel spreads new connections over both; each counts its own
+    for _ in range(40):
+        assert reader.get("/healthz")[0] == 200
+    started = [line for line in reader.log.read_text().splitlines() if "reader_started" in line]
+    assert len(started) == 2
 
 
 def _closed_by_server(socks: list[socket.socket], within_s: float) -> int:
