@@ -111,7 +111,8 @@ class ReaderApp:
         self.watch_port = watch_port
         self.on_close = on_close
         self.encoder = WarmEncoder()
-        self._keys: dict[str, tuple[str, tuple[str, ...]]] = {}  # path -> (route, cache keys)
+        # path -> (route, cache keys, freshness s if the hot path may answer it, else 0)
+        self._keys: dict[str, tuple[str, tuple[str, ...], int]] = {}
         self._openapi = orjson.dumps(openapi_document())
         self._watch: asyncio.Task[None] | None = None
 
@@ -135,6 +136,26 @@ class ReaderApp:
 
     async def __rsgi__(self, scope: Scope, proto: HTTPProtocol) -> None:
         started = _perf()
+        path = scope.path
+        known = self._keys.get(path)
+        # the hot path: a known single-key GET without a query, answered from the cache
+        if known is not None and known[2] and scope.method == "GET" and not scope.query_string:
+            headers = scope.headers
+            if _header_bytes(headers) <= self.limits.max_header_bytes:
+                route, keys, fresh = known
+                try:
+                    hit = await self.cache.get(keys[0])
+                    if hit is not None:
+                        answer = self.encoder.answer(
+                            keys[0], hit, fresh, headers.get("if-none-match")
+                        )
+                    else:
+                        answer = await self._miss(keys[0], None)
+                except Exception:
+                    answer = _failed(path)
+                proto.response_bytes(*answer)
+                STATS.record(route, answer.status, _perf() - started)
+                return
         route, answer = await self.handle(
             scope.method, scope.path, scope.query_string, scope.headers
         )
@@ -172,12 +193,11 @@ class ReaderApp:
         except routes.BadRequest as exc:
             return route, error(400, "bad_request", str(exc))
         except Exception:
-            log.exception("reader_request_failed", path=path)
-            return route, error(500, "internal", "the reader failed; see its log")
+            return route, _failed(path)
 
     def _resolve(
         self, path: str, route: str, params: tuple[str, ...]
-    ) -> tuple[str, tuple[str, ...]]:
+    ) -> tuple[str, tuple[str, ...], int]:
         """Path parameters -> cache keys (raises BadRequest), remembered per path."""
         prefix = self.prefix
         if route == _TICKER:
@@ -194,7 +214,8 @@ class ReaderApp:
             keys = ()
         if len(self._keys) >= 65536:
             self._keys.clear()
-        resolved = self._keys[path] = (route, keys)
+        fresh = routes.freshness_s(keys[0]) if len(keys) == 1 else 0
+        resolved = self._keys[path] = (route, keys, fresh)
         return resolved
 
     async def _serve(self, route: str, keys: tuple[str, ...], query: str, headers: Any) -> Answer:
@@ -233,6 +254,11 @@ class ReaderApp:
                 200 if ready else 503, {"status": "ready" if ready else "no cache tier answers"}
             )
         return Answer(200, [("content-type", "application/json")], self._openapi)
+
+
+def _failed(path: str) -> Answer:
+    log.exception("reader_request_failed", path=path)
+    return error(500, "internal", "the reader failed; see its log")
 
 
 def _max_age(query: str) -> float | None:

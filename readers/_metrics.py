@@ -28,33 +28,43 @@ class RequestStats(Collector):
     """Requests per (route, status) and latency per route, folded into metrics on scrape."""
 
     def __init__(self) -> None:
-        self.requests: dict[tuple[str, int], int] = {}
-        self.latency: dict[str, list[float]] = {}  # route -> [count per bucket..., +Inf, sum]
+        # (route, status) -> [count per bucket ..., +Inf, sum of seconds]: one dict lookup
+        # per request; requests and the per-route histogram are both sums of these rows
+        self.rows: dict[tuple[str, int], list[float]] = {}
         self.open_connections = 0  # sampled by the connection watcher
         self.connection_cap = 0
         self.cap_reached = 0
 
     def record(self, route: str, status: int, seconds: float) -> None:
-        pair = (route, status)
-        requests = self.requests
-        requests[pair] = requests.get(pair, 0) + 1
-        row = self.latency.get(route)
+        row = self.rows.get((route, status))
         if row is None:
-            row = self.latency[route] = [0.0] * (len(BUCKETS) + 2)
+            row = self.rows[(route, status)] = [0.0] * (len(BUCKETS) + 2)
         row[bisect_left(BUCKETS, seconds)] += 1  # le: a value equal to a bound is in it
         row[-1] += seconds
+
+    def requests(self) -> dict[tuple[str, int], int]:
+        return {pair: int(sum(row[:-1])) for pair, row in self.rows.items()}
+
+    def latency(self) -> dict[str, list[float]]:
+        """route -> [count per bucket ..., +Inf, sum], over all statuses."""
+        out: dict[str, list[float]] = {}
+        for (route, _), row in self.rows.items():
+            total = out.setdefault(route, [0.0] * len(row))
+            for i, value in enumerate(row):
+                total[i] += value
+        return out
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
             "warmfleet_reader_requests", "Reader HTTP requests", labels=["route", "status"]
         )
-        for (route, status), n in sorted(self.requests.items()):
+        for (route, status), n in sorted(self.requests().items()):
             requests.add_metric([route, str(status)], n)
         yield requests
         latency = HistogramMetricFamily(
             "warmfleet_reader_request_seconds", "Reader HTTP request latency", labels=["route"]
         )
-        for route, row in sorted(self.latency.items()):
+        for route, row in sorted(self.latency().items()):
             cumulative, buckets = 0.0, list[tuple[str, float]]()
             for bound, count in zip((*map(str, BUCKETS), "+Inf"), row[:-1], strict=True):
                 cumulative += count
