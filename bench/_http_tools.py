@@ -50,6 +50,8 @@ class Load:
     p50: float  # ms
     p95: float
     p99: float
+    requests: float = 0.0
+    cpu_us: float = -1.0  # the server's CPU time per request (user + system), µs
 
 
 def run_wrk(url: str, seconds: int, connections: int, script: Path | None = None) -> Load:
@@ -64,7 +66,21 @@ def run_wrk(url: str, seconds: int, connections: int, script: Path | None = None
         raise SystemExit(f"wrk against {url} saw errors:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p95 = re.search(r"p95_us=([\d.]+)", out)  # from P95_HOOK: wrk itself prints no 95th
-    return Load(rps, _pct(out, "50"), float(p95.group(1)) / 1000 if p95 else -1.0, _pct(out, "99"))
+    done = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    p95_ms = float(p95.group(1)) / 1000 if p95 else -1.0
+    return Load(rps, _pct(out, "50"), p95_ms, _pct(out, "99"), done)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and all its children (granian's workers)."""
+    import psutil
+
+    parent = psutil.Process(pid)
+    total = 0.0
+    for proc in [parent, *parent.children(recursive=True)]:
+        times = proc.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def _pct(out: str, p: str) -> float:

@@ -26,12 +26,20 @@ import tempfile
 import textwrap
 import time
 import urllib.request
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._http_tools import P95_HOOK, Load, ensure_tools, run_wrk, start_nginx, wait_port
+from bench._http_tools import (
+    P95_HOOK,
+    Load,
+    cpu_seconds,
+    ensure_tools,
+    run_wrk,
+    start_nginx,
+    wait_port,
+)
 from readers._server import free_port
 from tiers import MultiTierCache
 from topics import key_for
@@ -106,7 +114,7 @@ def fetch(url: str) -> bytes:
 def figures(load: Load) -> str:
     return (
         f"{load.rps:>9,.0f} req/s  p50 {load.p50:.2f} ms  p95 {load.p95:.2f} ms  "
-        f"p99 {load.p99:.2f} ms"
+        f"p99 {load.p99:.2f} ms  server CPU {load.cpu_us:.1f} us/req"
     )
 
 
@@ -175,7 +183,10 @@ def main() -> int:
             run_wrk(f"http://127.0.0.1:{port}", 2, args.connections, script)
         for r in range(args.rounds):
             for name, port in ports.items():
+                before = cpu_seconds(procs[name].pid)
                 load = run_wrk(f"http://127.0.0.1:{port}", args.seconds, args.connections, script)
+                cpu_us = (cpu_seconds(procs[name].pid) - before) / load.requests * 1e6
+                load = replace(load, cpu_us=cpu_us)
                 results[name].append(load)
                 print(f"round {r + 1} {name:<13} {figures(load)}", flush=True)
     finally:
@@ -200,6 +211,11 @@ def report(results: dict[str, list[Load]], args: argparse.Namespace) -> None:
     print(
         f"  reader / nginx throughput: {ratio:.2f}x (median of per-round ratios "
         f"{statistics.median(per_round):.2f}x, range {min(per_round):.2f}-{max(per_round):.2f})"
+    )
+    cpu = med["reader"].cpu_us / med["nginx"].cpu_us
+    print(
+        f"  reader / nginx server CPU per request: {cpu:.2f}x (granian spreads its share over "
+        "a Rust and a Python thread; nginx is one process)"
     )
     for bare in ("bare aiohttp", "bare granian"):
         if bare in med:

@@ -12,6 +12,7 @@ scope with the path already parsed, the answer leaves as one bytes object), serv
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
@@ -119,6 +120,9 @@ class ReaderApp:
     # ---- RSGI -----------------------------------------------------------------------
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # what exists at start (modules, the app, the cache's structures) lives for the
+        # worker's life: out of the collector's generations, full collections stay short
+        gc.freeze()
         if self.watch_port is not None:
             cap = usable_connections(self.limits.max_connections)  # what granian was given
             watch = ConnectionWatch(self.watch_port, cap, STATS)
