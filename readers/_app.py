@@ -129,6 +129,7 @@ class ReaderApp:
             self._watch = loop.create_task(watch.run())
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
+        log.info("reader_stopping")
         if self._watch is not None:
             self._watch.cancel()
         if self.on_close is None:
