@@ -54,9 +54,14 @@ class Load:
     cpu_us: float = -1.0  # the server's CPU time per request (user + system), µs
 
 
-def run_wrk(url: str, seconds: int, connections: int, script: Path | None = None) -> Load:
-    """``wrk -t1 -cN``; refuses a run with non-2xx/3xx answers or socket errors."""
+def run_wrk(
+    url: str, seconds: int, connections: int, script: Path | None = None, cpu: str | None = None
+) -> Load:
+    """``wrk -t1 -cN`` (on CPU ``cpu`` if given); refuses a run with non-2xx/3xx answers or
+    socket errors."""
     cmd = [executable("wrk"), "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if cpu is not None:
+        cmd = ["taskset", "-c", cpu, *cmd]
     if script is not None:
         cmd += ["-s", str(script)]
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
@@ -69,6 +74,17 @@ def run_wrk(url: str, seconds: int, connections: int, script: Path | None = None
     done = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     p95_ms = float(p95.group(1)) / 1000 if p95 else -1.0
     return Load(rps, _pct(out, "50"), p95_ms, _pct(out, "99"), done)
+
+
+def pin(pid: int, cpu: str) -> None:
+    """Every thread of a process and its children onto ``cpu`` (taskset -a)."""
+    import psutil
+
+    parent = psutil.Process(pid)
+    for proc in [parent, *parent.children(recursive=True)]:
+        subprocess.run(
+            ["taskset", "-a", "-p", "-c", cpu, str(proc.pid)], check=True, capture_output=True
+        )
 
 
 def cpu_seconds(pid: int) -> float:

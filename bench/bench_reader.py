@@ -36,6 +36,7 @@ from bench._http_tools import (
     Load,
     cpu_seconds,
     ensure_tools,
+    pin,
     run_wrk,
     start_nginx,
     wait_port,
@@ -129,6 +130,11 @@ def main() -> int:
     parser.add_argument(
         "--granian", action="store_true", help="also a bare granian RSGI handler (constant bytes)"
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="every server on CPU 0 (all its threads), wrk on CPU 1: the same one core each",
+    )
     args = parser.parse_args()
     ensure_tools("wrk", "nginx")
     memcached = os.environ.get("WARMFLEET_MEMCACHED_URL", "memcached://127.0.0.1:11211")
@@ -177,14 +183,24 @@ def main() -> int:
             )  # fmt: skip
         for port in ports.values():
             wait_port(port)
-        print(f"body {len(body)} bytes; {args.workers} reader worker(s); {os.cpu_count()} cores")
+        wrk_cpu = None
+        if args.pin:
+            for proc in procs.values():
+                pin(proc.pid, "0")
+            wrk_cpu = "1"
+        pinned = "servers on CPU 0, wrk on CPU 1" if args.pin else "not pinned"
+        print(
+            f"body {len(body)} bytes; {args.workers} reader worker(s); {os.cpu_count()} cores; "
+            f"{pinned}; load average {os.getloadavg()[0]:.1f}"
+        )
         results: dict[str, list[Load]] = {name: [] for name in ports}
         for port in ports.values():  # warm-up: L1 fills, connections open
-            run_wrk(f"http://127.0.0.1:{port}", 2, args.connections, script)
+            run_wrk(f"http://127.0.0.1:{port}", 2, args.connections, script, wrk_cpu)
         for r in range(args.rounds):
             for name, port in ports.items():
                 before = cpu_seconds(procs[name].pid)
-                load = run_wrk(f"http://127.0.0.1:{port}", args.seconds, args.connections, script)
+                url = f"http://127.0.0.1:{port}"
+                load = run_wrk(url, args.seconds, args.connections, script, wrk_cpu)
                 cpu_us = (cpu_seconds(procs[name].pid) - before) / load.requests * 1e6
                 load = replace(load, cpu_us=cpu_us)
                 results[name].append(load)
