@@ -10,7 +10,7 @@ from prometheus_client import Counter, start_http_server
 
 from topics import MARKET_TICKERS
 from workers.agents._progress import Progress
-from workers.app import AgentsApp
+from workers.agents.app import AgentsApp
 
 ns = os.environ["BENCH_NAMESPACE"]
 EVENTS = Counter("bench_bare_events_total", "events", ["topic"])

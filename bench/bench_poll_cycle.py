@@ -37,8 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from topics import MARKET_BOOKS, MARKET_OHLCV, MARKET_TICKERS, WARM_JOBS
 from topics.records import WarmJob
-from workers.exchanges import ExchangePoller, PollerConfig, client_options
-from workers.poller import PollerService
+from workers.pollers import ExchangePoller, PollerConfig, PollerService, client_options
 from workers.settings import Settings
 
 VENUES = ("binance", "okx")

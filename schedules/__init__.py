@@ -24,7 +24,6 @@ from schedules._config import (
     parse_config,
 )
 from schedules._control import ClockError, ControlKeys, LeaderLease, OverrideStore, read_state
-from schedules._kafka import ensure_topics
 from schedules._plan import (
     Firing,
     JobKey,
@@ -65,7 +64,6 @@ __all__ = [
     "deadline_s",
     "default_path",
     "effective_interval",
-    "ensure_topics",
     "jobs",
     "load_config",
     "next_due",

@@ -36,7 +36,6 @@ from schedules._control import (
     OverrideStore,
     write_state,
 )
-from schedules._kafka import ensure_topics, idempotent_producer
 from schedules._plan import (
     JobKey,
     Override,
@@ -50,7 +49,8 @@ from schedules._plan import (
     to_ms,
     warm_job,
 )
-from topics import ANALYSIS_OVERVIEW, CONTROL_PHASE, WARM_JOBS
+from topics import ANALYSIS_OVERVIEW, CONTROL_PHASE, KEY_PREFIX, WARM_JOBS
+from topics.kafka import ensure_topics, start_producer
 from topics.records import MarketOverview
 
 log = structlog.get_logger(__name__)
@@ -76,7 +76,7 @@ class PhaseClock:
         bootstrap_servers: str | Sequence[str],
         redis_url: str,
         namespace: str = "",
-        key_prefix: str = "virt",
+        key_prefix: str = KEY_PREFIX,
         owner: str | None = None,
         lease_ttl_s: float = 5.0,
         renew_every_s: float = 1.5,
@@ -123,12 +123,11 @@ class PhaseClock:
         overrides = OverrideStore(self._redis, self.keys.override)
         await ensure_topics(
             self._bootstrap,
-            [WARM_JOBS, CONTROL_PHASE, ANALYSIS_OVERVIEW],
             self.namespace,
-            self._kafka_options,
+            [WARM_JOBS, CONTROL_PHASE, ANALYSIS_OVERVIEW],
+            kafka_options=self._kafka_options,
         )
-        self._producer = idempotent_producer(self._bootstrap, self._kafka_options)
-        await self._producer.start()
+        self._producer = await start_producer(self._bootstrap, self._kafka_options)
         self._scheduler.start(paused=True)
         watcher = asyncio.create_task(self._watch_volatility()) if self._watch_overview else None
         log.info(

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from schedules._calendar import Phase
 from schedules._plan import Override, to_ms
-from topics import KEY_VERSION, WarmfleetError, validate_key
+from topics import KEY_PREFIX, KEY_VERSION, WarmfleetError, validate_key
 
 log = structlog.get_logger(__name__)
 
@@ -39,7 +39,7 @@ class ControlKeys:
     state: str
 
     @classmethod
-    def for_fleet(cls, key_prefix: str = "virt", namespace: str = "") -> ControlKeys:
+    def for_fleet(cls, key_prefix: str = KEY_PREFIX, namespace: str = "") -> ControlKeys:
         return cls(
             override=control_key(key_prefix, namespace, "phase_override"),
             leader=control_key(key_prefix, namespace, "clock_leader"),
@@ -84,10 +84,7 @@ class OverrideStore:
     async def get(self) -> Override | None:
         """The active override, or None. A malformed value is logged and ignored (the
         calendar rules), never a crash."""
-        try:
-            raw = await self._redis.get(self.key)
-        except RedisError as exc:
-            raise ClockError(f"cannot read the phase override from Redis: {exc}") from exc
+        raw = await _read(self._redis, self.key, "the phase override")
         if raw is None:
             return None
         try:
@@ -162,10 +159,7 @@ class LeaderLease:
             log.warning("lease_release_failed", key=self.key, error=str(exc))
 
     async def holder(self) -> str | None:
-        try:
-            raw = await self._redis.get(self.key)
-        except RedisError as exc:
-            raise ClockError(f"cannot read the leader lease from Redis: {exc}") from exc
+        raw = await _read(self._redis, self.key, "the leader lease")
         return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
@@ -178,10 +172,7 @@ async def write_state(redis: aioredis.Redis, key: str, body: dict[str, Any], ttl
 
 
 async def read_state(redis: aioredis.Redis, key: str) -> dict[str, Any] | None:
-    try:
-        raw = await redis.get(key)
-    except RedisError as exc:
-        raise ClockError(f"cannot read the clock state from Redis: {exc}") from exc
+    raw = await _read(redis, key, "the clock state")
     if raw is None:
         return None
     try:
@@ -189,3 +180,11 @@ async def read_state(redis: aioredis.Redis, key: str) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     return body if isinstance(body, dict) else None
+
+
+async def _read(redis: aioredis.Redis, key: str, what: str) -> Any:
+    """``GET key``, a Redis failure translated into a ``ClockError`` naming ``what``."""
+    try:
+        return await redis.get(key)
+    except RedisError as exc:
+        raise ClockError(f"cannot read {what} from Redis: {exc}") from exc

@@ -9,7 +9,7 @@ import ccxt.async_support as ccxt_async
 import pytest_asyncio
 
 from sim import RunningSimulator, running_simulator
-from workers.exchanges import PollerConfig, client_options
+from workers.pollers import PollerConfig, client_options
 
 #: a small market keeps start-up fast; the default (60) is exercised by the model tests
 SYMBOLS = 12

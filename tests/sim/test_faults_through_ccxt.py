@@ -12,7 +12,7 @@ import pytest
 
 from sim import RunningSimulator, make_fault, running_simulator
 from tests.sim.conftest import SteppedClock
-from workers.exchanges import PollerConfig, client_options
+from workers.pollers import PollerConfig, client_options
 
 EXPECTED: list[tuple[str, str, type[Exception]]] = [
     ("binance", "429", ccxt.DDoSProtection),
