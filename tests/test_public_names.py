@@ -37,7 +37,8 @@ PUBLIC: dict[str, str] = {
         parse_config plan_firings published_intervals read_state resolve warm_job
     """,
     "readers": """
-        BadRequest Reader create_app openapi_document
+        BadRequest Reader ReaderApp ReaderLimits ServerOptions add_server_arguments
+        create_app openapi_document running_reader serve server_options
     """,
     "workers": "",
     "workers.agents": """
