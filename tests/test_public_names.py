@@ -12,7 +12,7 @@ import pytest
 PUBLIC: dict[str, str] = {
     "topics": """
         ANALYSIS_OVERVIEW ANALYSIS_SYMBOLS BrokerUnavailable CATALOG CONTROL_PHASE
-        ConfigError DEAD_LETTER DataType KEY_PREFIX KEY_SPECS KEY_VERSION KeySpec
+        check_url ConfigError DEAD_LETTER DataType KEY_PREFIX KEY_SPECS KEY_VERSION KeySpec
         MARKET_BOOKS MARKET_OHLCV MARKET_TICKERS MAX_KEY_BYTES POLLED TopicSpec
         WARM_JOBS WarmfleetError build_key data_type_of key_for now_ms redact
         server_list split_host_port symbol_key topic_config validate_key

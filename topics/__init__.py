@@ -18,7 +18,7 @@ from topics._keys import (
     key_for,
     validate_key,
 )
-from topics._net import redact, server_list, split_host_port
+from topics._net import check_url, redact, server_list, split_host_port
 from topics._time import now_ms
 from topics.catalog import (
     ANALYSIS_OVERVIEW,
@@ -58,6 +58,7 @@ __all__ = [
     "TopicSpec",
     "WarmfleetError",
     "build_key",
+    "check_url",
     "data_type_of",
     "key_for",
     "now_ms",
