@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "worker": "workers.cli._worker",
     "sim": "sim._cli",
     "poller": "workers.cli._poller",
+    "ab": "ab._cli",
 }
 
 

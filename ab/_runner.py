@@ -1,0 +1,130 @@
+"""The read workload: ``concurrency`` readers sharing one seeded sequence of reads at
+``rate`` per second for ``duration`` seconds, each read timed and recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import structlog
+
+from ab._arms import Arm
+from ab._workload import Assignment, Item, Zipf
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Reads:
+    """Every read of a run, column by column (one row per read, both arms)."""
+
+    t: list[float] = field(default_factory=list)  # seconds since the load started
+    arm: list[str] = field(default_factory=list)
+    data_type: list[str] = field(default_factory=list)
+    tier: list[str] = field(default_factory=list)  # memory | memcached | redis | origin | error
+    latency_s: list[float] = field(default_factory=list)
+    age_s: list[float] = field(default_factory=list)  # NaN for an error
+    served: list[bool] = field(default_factory=list)  # False: a shadow read
+    error: list[str] = field(default_factory=list)  # "" or the exception's class
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def add(self, t: float, arm: str, item: Item, tier: str, latency_s: float, age_s: float,
+            served: bool, error: str) -> None:  # fmt: skip
+        self.t.append(t)
+        self.arm.append(arm)
+        self.data_type.append(item.data_type)
+        self.tier.append(tier)
+        self.latency_s.append(latency_s)
+        self.age_s.append(age_s)
+        self.served.append(served)
+        self.error.append(error)
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    duration_s: float = 60.0
+    rate: float = 633.0  # reads per second, both arms together; 0 = as fast as possible
+    concurrency: int = 32
+    seed: int = 7
+    assignment: Assignment = field(default_factory=Assignment)
+
+    def __post_init__(self) -> None:
+        if not self.duration_s > 0 or self.rate < 0 or self.concurrency < 1:
+            raise ValueError(
+                f"need duration > 0, rate >= 0 and concurrency >= 1; got duration "
+                f"{self.duration_s}, rate {self.rate}, concurrency {self.concurrency}"
+            )
+
+
+class Runner:
+    def __init__(self, arms: Mapping[str, Arm], workload: Zipf, load: Load) -> None:
+        self.arms = arms
+        self.workload = workload
+        self.load = load
+        self.reads = Reads()
+        self._rng = random.Random(load.seed)
+        self._next = 0
+        self._shadows: set[asyncio.Task[None]] = set()
+        self._errors_logged: set[tuple[str, str]] = set()
+        self.started = 0.0
+        self.elapsed = 0.0
+
+    async def _read(self, arm: Arm, item: Item, served: bool) -> None:
+        t0 = time.perf_counter()
+        try:
+            tier, as_of = await arm.read(item)
+            age, error = time.time() - as_of / 1000.0, ""
+        except Exception as exc:  # counted per arm as the reader's error, never fatal
+            tier, age, error = "error", float("nan"), type(exc).__name__
+            if (arm.name, error) not in self._errors_logged:
+                self._errors_logged.add((arm.name, error))
+                log.warning("ab_read_failed", arm=arm.name, item=item.label, error=str(exc))
+        latency = time.perf_counter() - t0
+        self.reads.add(t0 - self.started, arm.name, item, tier, latency, age, served, error)
+
+    async def _reader(self, end: float) -> None:
+        rate = self.load.rate
+        while True:
+            slot = self._next
+            self._next += 1
+            due = self.started + slot / rate if rate > 0 else time.perf_counter()
+            if due >= end:
+                return
+            wait = due - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            item = self.workload.draw(self._rng)
+            name = self.load.assignment.arm(self._rng)
+            if self.load.assignment.shadow:
+                task = asyncio.create_task(self._read(self.arms["multitier"], item, False))
+                self._shadows.add(task)
+                task.add_done_callback(self._shadows.discard)
+            await self._read(self.arms[name], item, True)
+
+    async def run(self, progress: Callable[[Runner], None] | None = None) -> Reads:
+        self.started = time.perf_counter()
+        end = self.started + self.load.duration_s
+        ticker = asyncio.create_task(self._tick(progress)) if progress else None
+        try:
+            await asyncio.gather(*(self._reader(end) for _ in range(self.load.concurrency)))
+            if self._shadows:
+                await asyncio.gather(*list(self._shadows))
+        finally:
+            self.elapsed = time.perf_counter() - self.started
+            if ticker is not None:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
+        return self.reads
+
+    async def _tick(self, progress: Callable[[Runner], None]) -> None:
+        while True:
+            self.elapsed = time.perf_counter() - self.started
+            progress(self)
+            await asyncio.sleep(0.5)
