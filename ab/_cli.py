@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -181,7 +182,10 @@ def run(args: argparse.Namespace) -> int:
     from ab._report import markdown, results_json, write
     from ab._runner import Load
     from ab._workload import Assignment
+    from workers.logs import configure_logging
 
+    # logs go to stderr: stdout carries the report (or results.json with --json)
+    configure_logging(os.environ.get("WARMFLEET_LOG_LEVEL", "INFO"), "console")
     if args.jitter > args.latency:
         print("warmfleet ab: --jitter must not exceed --latency", file=sys.stderr)
         return 2
