@@ -71,6 +71,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="Zipf exponent over symbols x data types (default 1.1)",
     )
     load.add_argument(
+        "--warmup",
+        type=_positive(float, True),
+        default=0.0,
+        metavar="S",
+        help="run the same load S seconds before measuring, unrecorded, so direct's caches "
+        "reach a steady state (default 0: the fleet warm, direct starting cold)",
+    )
+    load.add_argument(
         "--seed",
         type=int,
         default=7,
@@ -191,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     cfg = Config(
         load=Load(args.duration, args.rate, args.concurrency, args.seed,
-                  Assignment(args.split, args.shadow)),
+                  Assignment(args.split, args.shadow), args.warmup),
         zipf_s=args.zipf, symbols=args.symbols, latency_s=args.latency, jitter_s=args.jitter,
         direct_ttl_s=args.ttl, direct_l1_entries=args.direct_l1_entries,
         memory_url=args.memory_url, attach=args.attach, sim_url=args.sim_url,

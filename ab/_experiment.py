@@ -86,7 +86,7 @@ async def run(
             f"{'; '.join(missing)}: start the local stack (`warmfleet stack up`) or point "
             "WARMFLEET_*_URL at yours"
         )
-    hold_s = cfg.load.duration_s + cfg.warm_timeout_s + 120
+    hold_s = cfg.load.warmup_s + cfg.load.duration_s + cfg.warm_timeout_s + 120
     if cfg.attach:
         fleet = _fleet.attach(stack, cfg.sim_url)
         status(f"attached to namespace {fleet.namespace!r}, origin {cfg.sim_url}")
@@ -120,7 +120,8 @@ async def run(
             warm = await wait_warm(probe, items, fleet.prefix, cfg.warm_timeout_s)
         finally:
             await probe.close()
-        status(f"{warm:.1f} % of the keys warm; load for {cfg.load.duration_s:g} s")
+        status(f"{warm:.1f} % of the keys warm; load for {cfg.load.warmup_s:g} s warm-up + "
+               f"{cfg.load.duration_s:g} s measured")  # fmt: skip
         before = await asyncio.to_thread(_sim_requests, fleet.sim_url)
         sampler = _fleet.ResourceSampler(fleet.pids)
         sampler.start()
@@ -180,6 +181,7 @@ def _results(
             "shadow": cfg.load.assignment.shadow,
             "duration_s": duration,
             "rate": cfg.load.rate,
+            "warmup_s": cfg.load.warmup_s,
             "concurrency": cfg.load.concurrency,
             "seed": seed,
             "zipf_s": cfg.zipf_s,

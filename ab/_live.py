@@ -44,6 +44,8 @@ class Progress:
         arms = np.asarray(reads.arm[:n])
         tiers = np.asarray(reads.tier[:n])
         lat = np.asarray(reads.latency_s[:n]) * 1000
+        if runner.elapsed < 0:
+            return f"warm-up load, measuring in {-runner.elapsed:.0f} s"
         parts = [f"{runner.elapsed:5.1f}/{self.duration_s:g} s"]
         for arm in ("direct", "multitier"):
             sel = arms == arm

@@ -119,7 +119,8 @@ def tables(r: dict[str, Any]) -> list[Table]:
 def _header(r: dict[str, Any]) -> list[str]:
     cfg = r["config"]
     return [
-        f"mode {cfg['mode']}, {cfg['duration_s']:g} s, rate {cfg['rate']:g}/s, concurrency "
+        f"mode {cfg['mode']}, {cfg['duration_s']:g} s measured after "
+        f"{cfg.get('warmup_s', 0):g} s of warm-up load, rate {cfg['rate']:g}/s, concurrency "
         f"{cfg['concurrency']}, Zipf s = {cfg['zipf_s']:g} over {cfg['items']} items "
         f"({cfg['symbols']} symbols x tickers/analysis x 2 exchanges + 3 overviews), seed "
         f"{cfg['seed']}",

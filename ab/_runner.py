@@ -22,7 +22,7 @@ log = structlog.get_logger(__name__)
 class Reads:
     """Every read of a run, column by column (one row per read, both arms)."""
 
-    t: list[float] = field(default_factory=list)  # seconds since the load started
+    t: list[float] = field(default_factory=list)  # seconds since the measurement started
     arm: list[str] = field(default_factory=list)
     data_type: list[str] = field(default_factory=list)
     tier: list[str] = field(default_factory=list)  # memory | memcached | redis | origin | error
@@ -53,12 +53,15 @@ class Load:
     concurrency: int = 32
     seed: int = 7
     assignment: Assignment = field(default_factory=Assignment)
+    #: seconds of the same load before the measurement, not recorded (steady state)
+    warmup_s: float = 0.0
 
     def __post_init__(self) -> None:
-        if not self.duration_s > 0 or self.rate < 0 or self.concurrency < 1:
+        if not self.duration_s > 0 or self.rate < 0 or self.concurrency < 1 or self.warmup_s < 0:
             raise ValueError(
-                f"need duration > 0, rate >= 0 and concurrency >= 1; got duration "
-                f"{self.duration_s}, rate {self.rate}, concurrency {self.concurrency}"
+                f"need duration > 0, rate >= 0, concurrency >= 1 and warmup >= 0; got "
+                f"duration {self.duration_s}, rate {self.rate}, concurrency "
+                f"{self.concurrency}, warmup {self.warmup_s}"
             )
 
 
@@ -72,7 +75,8 @@ class Runner:
         self._next = 0
         self._shadows: set[asyncio.Task[None]] = set()
         self._errors_logged: set[tuple[str, str]] = set()
-        self.started = 0.0
+        self.load_started = 0.0
+        self.started = 0.0  # the measurement: load_started + warmup
         self.elapsed = 0.0
 
     async def _read(self, arm: Arm, item: Item, served: bool) -> None:
@@ -86,6 +90,8 @@ class Runner:
                 self._errors_logged.add((arm.name, error))
                 log.warning("ab_read_failed", arm=arm.name, item=item.label, error=str(exc))
         latency = time.perf_counter() - t0
+        if t0 < self.started:
+            return  # a warm-up read
         self.reads.add(t0 - self.started, arm.name, item, tier, latency, age, served, error)
 
     async def _reader(self, end: float) -> None:
@@ -93,7 +99,7 @@ class Runner:
         while True:
             slot = self._next
             self._next += 1
-            due = self.started + slot / rate if rate > 0 else time.perf_counter()
+            due = self.load_started + slot / rate if rate > 0 else time.perf_counter()
             if due >= end:
                 return
             wait = due - time.perf_counter()
@@ -108,7 +114,8 @@ class Runner:
             await self._read(self.arms[name], item, True)
 
     async def run(self, progress: Callable[[Runner], None] | None = None) -> Reads:
-        self.started = time.perf_counter()
+        self.load_started = time.perf_counter()
+        self.started = self.load_started + self.load.warmup_s
         end = self.started + self.load.duration_s
         ticker = asyncio.create_task(self._tick(progress)) if progress else None
         try:

@@ -121,3 +121,21 @@ async def test_a_failing_origin_is_a_counted_error_not_a_crash(
     finally:
         for arm in both.values():
             await arm.close()
+
+
+async def test_warm_up_reads_run_but_are_not_recorded(
+    sim: RunningSimulator, stack_urls: StackURLs, namespace: str
+) -> None:
+    both = await arms(sim, stack_urls, namespace.rstrip("."))
+    try:
+        load = Load(duration_s=1.0, rate=200, concurrency=2, seed=1, warmup_s=2.0)
+        reads = await Runner(both, Zipf(universe(["BTC/USDT"]), 1.1), load).run()
+        assert 100 < len(reads) < 300 and min(reads.t) >= 0.0
+        # ~200 direct reads of 7 keys in the warm-up (the rarest has a 6 % share): every key
+        # was loaded from the origin then, and none of those reads is recorded
+        assert both["direct"].origin.requests >= 3
+        assert "origin" not in {t for a, t in zip(reads.arm, reads.tier, strict=True)
+                                if a == "direct"}  # fmt: skip
+    finally:
+        for arm in both.values():
+            await arm.close()
