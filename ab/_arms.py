@@ -31,17 +31,23 @@ class Arm(Protocol):
 
 class DirectArm:
     """The old design: L1 dict -> Memcached -> Redis -> origin with write-back, one TTL.
-    Keys live under their own prefix, so the fleet's warm copies are never read."""
+    Keys live under their own prefix, so the fleet's warm copies are never read.
+    ``strict``: a copy older than the item's freshness class counts as a miss."""
 
     name = "direct"
 
-    def __init__(self, cache: DirectCacheAdapter, origin: Origin, prefix: str) -> None:
+    def __init__(
+        self, cache: DirectCacheAdapter, origin: Origin, prefix: str, *, strict: bool = False
+    ) -> None:
         self.cache = cache
         self.origin = origin
         self.prefix = prefix
+        self.strict = strict
 
     async def read(self, item: Item) -> tuple[str, int]:
-        hit = await self.cache.get_or_load(item.key(self.prefix), lambda: self.origin.load(item))
+        max_age = freshness_s(item.data_type) if self.strict else None
+        key = item.key(self.prefix)
+        hit = await self.cache.get_or_load(key, lambda: self.origin.load(item), max_age=max_age)
         return hit.tier, hit.as_of
 
     async def close(self) -> None:
@@ -50,20 +56,25 @@ class DirectArm:
 
 
 class MultiTierArm:
-    """The fleet's read path: ``MultiTierCache.get`` with the item's freshness class as
-    ``max_age`` (a copy older than that is not served), on the keys the fleet warms. The
-    fleet has no demand path yet, so a miss is answered from the origin by the reader
-    itself and not written back: the fleet stays the only writer of its keys."""
+    """The fleet's read path: ``MultiTierCache.get`` on the keys the fleet warms, as the
+    HTTP reader calls it (``strict``: with the item's freshness class as ``max_age``, so a
+    copy older than that is refused). The fleet has no demand path yet, so a miss is
+    answered from the origin by the reader itself and not written back: the fleet stays
+    the only writer of its keys."""
 
     name = "multitier"
 
-    def __init__(self, cache: MultiTierCache, origin: Origin, prefix: str) -> None:
+    def __init__(
+        self, cache: MultiTierCache, origin: Origin, prefix: str, *, strict: bool = False
+    ) -> None:
         self.cache = cache
         self.origin = origin
         self.prefix = prefix
+        self.strict = strict
 
     async def read(self, item: Item) -> tuple[str, int]:
-        hit = await self.cache.get(item.key(self.prefix), max_age=freshness_s(item.data_type))
+        max_age = freshness_s(item.data_type) if self.strict else None
+        hit = await self.cache.get(item.key(self.prefix), max_age=max_age)
         if hit is not None:
             return hit.tier, hit.as_of
         _, as_of = await self.origin.load(item)

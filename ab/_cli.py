@@ -129,6 +129,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="direct's in-process L1 size (default 10000; 0 = none)",
     )
+    old.add_argument(
+        "--strict-freshness",
+        action="store_true",
+        help="both arms refuse a copy older than its data type's freshness class (15 s "
+        "tickers, 1 m analysis and overview) and read the origin instead (default: both "
+        "serve what their caches hold, as the HTTP reader does without max_age)",
+    )
     fleet = parser.add_argument_group("the fleet (multitier)")
     fleet.add_argument(
         "--symbols",
@@ -204,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
         direct_ttl_s=args.ttl, direct_l1_entries=args.direct_l1_entries,
         memory_url=args.memory_url, attach=args.attach, sim_url=args.sim_url,
         warm_timeout_s=args.warm_timeout, resamples=args.bootstrap,
+        strict_freshness=args.strict_freshness,
     )  # fmt: skip
     progress = Progress(args.duration, live=not args.no_live)
     try:

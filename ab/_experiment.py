@@ -40,6 +40,8 @@ class Config:
     attach: bool = False
     sim_url: str = "http://127.0.0.1:8899"
     warm_timeout_s: float = 180.0
+    #: both arms refuse a copy older than its data type's freshness class (origin instead)
+    strict_freshness: bool = False
     resamples: int = 2000
     log_dir: Path = field(default_factory=_fleet.log_dir_default)
 
@@ -108,11 +110,11 @@ async def run(
         arms["direct"] = DirectArm(
             DirectCacheAdapter.from_urls(stack.memcached, stack.redis, ttl_s=cfg.direct_ttl_s,
                                          l1_entries=cfg.direct_l1_entries),
-            origins["direct"], direct_prefix,
+            origins["direct"], direct_prefix, strict=cfg.strict_freshness,
         )  # fmt: skip
         arms["multitier"] = MultiTierArm(
             MultiTierCache.from_urls(cfg.memory_url, stack.memcached, stack.redis),
-            origins["multitier"], fleet.prefix,
+            origins["multitier"], fleet.prefix, strict=cfg.strict_freshness,
         )  # fmt: skip
         probe = MultiTierCache.from_urls(stack.memcached, stack.redis)
         status(f"waiting for the fleet to warm {len(items)} keys ...")
@@ -198,6 +200,7 @@ def _results(
             "key_prefix": fleet.prefix,
             "sim_url": fleet.sim_url,
             "warm_pct": warm,
+            "strict_freshness": cfg.strict_freshness,
             "bootstrap_resamples": cfg.resamples,
         },
         "arms": arms,

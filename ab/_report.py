@@ -116,6 +116,9 @@ def tables(r: dict[str, Any]) -> list[Table]:
     ]  # fmt: skip
 
 
+_POLICY = {False: "take what the caches hold", True: "refuse copies older than the class"}
+
+
 def _header(r: dict[str, Any]) -> list[str]:
     cfg = r["config"]
     return [
@@ -125,7 +128,8 @@ def _header(r: dict[str, Any]) -> list[str]:
         f"({cfg['symbols']} symbols x tickers/analysis x 2 exchanges + 3 overviews), seed "
         f"{cfg['seed']}",
         f"origin latency {cfg['origin_latency_ms']:g} ± {cfg['origin_jitter_ms']:g} ms, "
-        f"direct's one TTL {cfg['direct_ttl_s']:g} s, fleet "
+        f"direct's one TTL {cfg['direct_ttl_s']:g} s, reads "
+        f"{_POLICY[bool(cfg.get('strict_freshness'))]}, fleet "
         f"{'started by the run' if cfg['self_contained'] else 'attached'} "
         f"(namespace {cfg['namespace']!r}), warm before the load: "
         f"{fmt(cfg['warm_pct'])} % of the keys",

@@ -134,12 +134,13 @@ class DirectCacheAdapter:
             return None
         return hit
 
-    async def get_or_load(self, key: str, load: Loader) -> Hit:
+    async def get_or_load(self, key: str, load: Loader, *, max_age: float | None = None) -> Hit:
         """The read path of the old design: the tiers, else ``load()`` from the origin and
-        the result written back to every tier with the one TTL. Loader errors propagate."""
+        the result written back to every tier with the one TTL. A copy older than
+        ``max_age`` seconds counts as a miss. Loader errors propagate."""
         check_key(key)
         hit = await self._lookup(key)
-        if hit is not None:
+        if hit is not None and (max_age is None or hit.age <= max_age):
             return hit
         value, as_of = await load()
         self.stats["origin"] += 1

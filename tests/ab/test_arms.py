@@ -79,11 +79,16 @@ async def test_multitier_serves_what_the_fleet_wrote_and_never_writes_a_miss_bac
         await writer.set(warm.key(multi.prefix), {"last": 1.0}, data_type="tickers", as_of=now)
         assert (await multi.read(warm)) == ("memcached", now)
         assert (await multi.read(warm)) == ("memory", now)
-        # older than the ticker's freshness class (15 s): refused, answered by the origin
+        # older than the ticker's freshness class (15 s): served as the HTTP reader does,
+        # refused by a strict reader and answered by the origin
         old = Item("tickers", "binance", "ETH/USDT")
         await writer.set(old.key(multi.prefix), {"last": 1.0}, data_type="tickers",
                          as_of=now - 20_000)  # fmt: skip
-        assert (await multi.read(old))[0] == "origin"
+        assert (await multi.read(old))[0] in ("memcached", "memory")
+        strict = MultiTierArm(MultiTierCache.from_urls(stack_urls.memcached_url),
+                              multi.origin, multi.prefix, strict=True)  # fmt: skip
+        assert (await strict.read(old))[0] == "origin"
+        await strict.cache.close()
         await writer.close()
     finally:
         for arm in both.values():

@@ -99,6 +99,26 @@ async def test_l1_refill_gets_a_full_ttl_so_served_age_exceeds_it(
         await reader.close()
 
 
+async def test_a_copy_older_than_max_age_is_a_miss_reloaded_and_written_back(
+    prefix: str, memcached_addr: str, redis_url: str
+) -> None:
+    key = ticker_key(prefix, "ADA/USDT")
+    direct = adapter(memcached_addr, redis_url)
+    now = int(time.time() * 1000)
+    old, fresh = Origin(as_of=now - 30_000), Origin(as_of=now)
+    try:
+        await direct.get_or_load(key, old)
+        assert (await direct.get_or_load(key, fresh)).tier == "memory"  # no max_age: served
+        hit = await direct.get_or_load(key, fresh, max_age=15)
+        assert (hit.tier, hit.as_of, fresh.calls) == ("origin", now, 1)
+        other = adapter(memcached_addr, redis_url)
+        assert (await other.get(key)).as_of == now  # type: ignore[union-attr]
+        await other.close()
+    finally:
+        await direct.delete(key)
+        await direct.close()
+
+
 async def test_a_failing_origin_propagates_and_writes_nothing(
     prefix: str, memcached_addr: str, redis_url: str
 ) -> None:
