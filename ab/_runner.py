@@ -102,9 +102,11 @@ class Runner:
             due = self.load_started + slot / rate if rate > 0 else time.perf_counter()
             if due >= end:
                 return
-            wait = due - time.perf_counter()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            now = time.perf_counter()
+            if now >= end:
+                return  # a reader that fell behind does not run past the duration
+            if due > now:
+                await asyncio.sleep(due - now)
             item = self.workload.draw(self._rng)
             name = self.load.assignment.arm(self._rng)
             if self.load.assignment.shadow:

@@ -4,6 +4,7 @@ writes the report."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -25,13 +26,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def ab(stack_urls: StackURLs, tmp_path: Path, *argv: str) -> tuple[dict[str, Any], str]:
+def ab(
+    stack_urls: StackURLs, tmp_path: Path, *argv: str, env: dict[str, str] | None = None
+) -> tuple[dict[str, Any], str]:
     env = {
         **os.environ,
         "WARMFLEET_KAFKA_URL": stack_urls.kafka_url,
         "WARMFLEET_REDIS_URL": stack_urls.redis_url,
         "WARMFLEET_MEMCACHED_URL": stack_urls.memcached_url,
         "WARMFLEET_HOME": str(tmp_path / "home"),  # the fleet's logs go here
+        **(env or {}),
     }
     proc = subprocess.run(
         [sys.executable, "-m", "workers.cli", "ab", "--no-live", "--json", "--bootstrap",
@@ -106,3 +110,31 @@ def test_shadow_serves_only_direct_answers(stack_urls: StackURLs, tmp_path: Path
     assert results["config"]["mode"] == "shadow"
     assert direct["served_reads"] == direct["reads"] > 100
     assert multi["served_reads"] == 0 and multi["reads"] == direct["reads"]
+
+
+@pytest.mark.timeout(420)
+async def test_attach_reads_a_running_fleet_and_samples_its_processes(
+    stack_urls: StackURLs, tmp_path: Path
+) -> None:
+    from ab import _fleet
+
+    stack = _fleet.StackURLs(stack_urls.kafka_url, stack_urls.redis_url,
+                             stack_urls.memcached_url)  # fmt: skip
+    fleet = await _fleet.start(stack, seed=7, symbols=8, latency_s=0.05, jitter_s=0.01,
+                               log_dir=tmp_path / "fleet", hold_for_s=300)  # fmt: skip
+    try:
+        env = {"WARMFLEET_NAMESPACE": fleet.namespace, "WARMFLEET_KEY_PREFIX": fleet.prefix}
+        results, err = await asyncio.to_thread(
+            ab, stack_urls, tmp_path, "--attach", "--sim-url", fleet.sim_url, "--duration",
+            "5", "--split", "0.25", env=env,
+        )  # fmt: skip
+    finally:
+        await _fleet.stop(fleet)
+    assert f"attached to namespace {fleet.namespace!r}" in err
+    cfg = results["config"]
+    assert (cfg["self_contained"], cfg["namespace"], cfg["symbols"]) == (False, fleet.namespace, 8)
+    assert (cfg["origin_latency_ms"], cfg["origin_jitter_ms"]) == (50.0, 10.0)
+    assert set(results["resources"]["processes"]) == {"clock", "poller", "worker"}
+    direct, multi = results["arms"]["direct"], results["arms"]["multitier"]
+    assert multi["reads"] < direct["reads"]  # a 25 % split
+    assert multi["hit_rate_pct"] >= 99.0

@@ -135,7 +135,7 @@ async def test_warm_up_reads_run_but_are_not_recorded(
     try:
         load = Load(duration_s=1.0, rate=200, concurrency=2, seed=1, warmup_s=2.0)
         reads = await Runner(both, Zipf(universe(["BTC/USDT"]), 1.1), load).run()
-        assert 100 < len(reads) < 300 and min(reads.t) >= 0.0
+        assert len(reads) > 100 and 0.0 <= min(reads.t) and max(reads.t) < 1.0
         # ~200 direct reads of 7 keys in the warm-up (the rarest has a 6 % share): every key
         # was loaded from the origin then, and none of those reads is recorded
         assert both["direct"].origin.requests >= 3
