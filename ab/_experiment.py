@@ -124,12 +124,16 @@ async def run(
             await probe.close()
         status(f"{warm:.1f} % of the keys warm; load for {cfg.load.warmup_s:g} s warm-up + "
                f"{cfg.load.duration_s:g} s measured")  # fmt: skip
-        before = await asyncio.to_thread(_sim_requests, fleet.sim_url)
+        before: dict[str, float] = {}
         sampler = _fleet.ResourceSampler(fleet.pids)
-        sampler.start()
+
+        async def measuring() -> None:  # after the warm-up: its requests and CPU not counted
+            before.update(await asyncio.to_thread(_sim_requests, fleet.sim_url))
+            sampler.start()
+
         runner = Runner(arms, workload, cfg.load)
         try:
-            reads = await runner.run(progress)
+            reads = await runner.run(progress, measuring)
         finally:
             await sampler.stop()
         after = await asyncio.to_thread(_sim_requests, fleet.sim_url)
@@ -154,9 +158,9 @@ def _results(
     seed = cfg.load.seed
     arms = {
         name: summarise_arm(reads, name, duration_s=duration,
-                            origin_requests=arm.origin.requests, resamples=cfg.resamples,
+                            origin_requests=runner.origin_requests()[name], resamples=cfg.resamples,
                             seed=seed + 10 * i)
-        for i, (name, arm) in enumerate(runner.arms.items())
+        for i, name in enumerate(runner.arms)
     }  # fmt: skip
     comparison = compare(reads, resamples=cfg.resamples, seed=seed)
     delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import structlog
@@ -78,6 +78,7 @@ class Runner:
         self.load_started = 0.0
         self.started = 0.0  # the measurement: load_started + warmup
         self.elapsed = 0.0
+        self._origin_base: dict[str, int] = {}
 
     async def _read(self, arm: Arm, item: Item, served: bool) -> None:
         t0 = time.perf_counter()
@@ -115,17 +116,36 @@ class Runner:
                 task.add_done_callback(self._shadows.discard)
             await self._read(self.arms[name], item, True)
 
-    async def run(self, progress: Callable[[Runner], None] | None = None) -> Reads:
+    def origin_requests(self) -> dict[str, int]:
+        """Each arm's origin requests since the measurement started (not the warm-up's)."""
+        return {n: a.origin.requests - self._origin_base.get(n, 0) for n, a in self.arms.items()}
+
+    async def _mark_start(self, on_measure: Callable[[], Awaitable[None]] | None) -> None:
+        await asyncio.sleep(max(0.0, self.started - time.perf_counter()))
+        self._origin_base = {n: a.origin.requests for n, a in self.arms.items()}
+        if on_measure is not None:
+            await on_measure()
+
+    async def run(
+        self, progress: Callable[[Runner], None] | None = None,
+        on_measure: Callable[[], Awaitable[None]] | None = None,
+    ) -> Reads:  # fmt: skip
+        """Runs the load; ``on_measure`` is awaited when the measurement starts (after the
+        warm-up), for counters that must not include the warm-up."""
         self.load_started = time.perf_counter()
         self.started = self.load_started + self.load.warmup_s
         end = self.started + self.load.duration_s
         ticker = asyncio.create_task(self._tick(progress)) if progress else None
+        marked = asyncio.create_task(self._mark_start(on_measure))
         try:
             await asyncio.gather(*(self._reader(end) for _ in range(self.load.concurrency)))
+            await marked
             if self._shadows:
                 await asyncio.gather(*list(self._shadows))
         finally:
             self.elapsed = time.perf_counter() - self.started
+            if not marked.done():
+                marked.cancel()
             if ticker is not None:
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -134,11 +134,20 @@ async def test_warm_up_reads_run_but_are_not_recorded(
     both = await arms(sim, stack_urls, namespace.rstrip("."))
     try:
         load = Load(duration_s=1.0, rate=200, concurrency=2, seed=1, warmup_s=2.0)
-        reads = await Runner(both, Zipf(universe(["BTC/USDT"]), 1.1), load).run()
+        runner = Runner(both, Zipf(universe(["BTC/USDT"]), 1.1), load)
+        marks: list[int] = []
+
+        async def measuring() -> None:
+            marks.append(len(runner.reads))
+
+        reads = await runner.run(None, measuring)
+        assert marks == [0]  # called once, when the measurement started
         assert len(reads) > 100 and 0.0 <= min(reads.t) and max(reads.t) < 1.0
         # ~200 direct reads of 7 keys in the warm-up (the rarest has a 6 % share): every key
         # was loaded from the origin then, and none of those reads is recorded
         assert both["direct"].origin.requests >= 3
+        # ... and the measurement's origin count leaves them out (it counted them before)
+        assert runner.origin_requests()["direct"] == 0
         assert "origin" not in {t for a, t in zip(reads.arm, reads.tier, strict=True)
                                 if a == "direct"}  # fmt: skip
     finally:
