@@ -62,7 +62,8 @@ def goals(arms: dict[str, Any], comparison: dict[str, Any]) -> list[dict[str, An
         {"goal": "multitier P95 <= 1 ms", "measured": m["latency_ms"]["p95"],
          "pass": m["latency_ms"]["p95"] is not None and m["latency_ms"]["p95"] <= 1.0},
         {"goal": "origin requests of the reads >= 10x fewer (multitier vs direct)",
-         "measured": origin_ratio if origin_ratio is not None else "none at all",
+         "measured": f"{d['origin_requests']} vs {m['origin_requests']}"
+         + (f" ({origin_ratio:.1f}x)" if origin_ratio is not None else ""),
          "pass": (origin_ratio is None and d["origin_requests"] > 0)
          or (origin_ratio is not None and origin_ratio >= 10)},
         {"goal": "multitier served age within every freshness class",
