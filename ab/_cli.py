@@ -136,6 +136,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "tickers, 1 m analysis and overview) and read the origin instead (default: both "
         "serve what their caches hold, as the HTTP reader does without max_age)",
     )
+    load.add_argument(
+        "--same-process",
+        action="store_true",
+        help="run both arms in this process and event loop (default: one spawned process "
+        "per arm, each with --concurrency readers, as two deployments would be)",
+    )
     fleet = parser.add_argument_group("the fleet (multitier)")
     fleet.add_argument(
         "--symbols",
@@ -211,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
         direct_ttl_s=args.ttl, direct_l1_entries=args.direct_l1_entries,
         memory_url=args.memory_url, attach=args.attach, sim_url=args.sim_url,
         warm_timeout_s=args.warm_timeout, resamples=args.bootstrap,
-        strict_freshness=args.strict_freshness,
+        strict_freshness=args.strict_freshness, same_process=args.same_process,
     )  # fmt: skip
     progress = Progress(args.duration, live=not args.no_live)
     try:
@@ -240,4 +246,4 @@ async def _run(cfg: Config, progress: Progress) -> tuple[dict[str, Any], Reads]:
     from ab import _experiment
 
     with progress:
-        return await _experiment.run(cfg, progress.update, progress.say)
+        return await _experiment.run(cfg, progress.update, progress.say, progress.counts)

@@ -4,10 +4,12 @@ resource sampler, and the results dict the report is written from."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,13 +18,13 @@ import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
 from ab import _fleet
-from ab._arms import Arm, DirectArm, MultiTierArm
-from ab._origin import Origin
+from ab._arms import Arm
+from ab._isolated import ArmProcesses, ArmSpec, make_arm
 from ab._runner import Load, Reads, Runner
 from ab._stats import compare, summarise_arm
 from ab._verdict import claimed_vs_measured, goals, verdict
 from ab._workload import Item, Zipf, universe
-from tiers import DirectCacheAdapter, MultiTierCache
+from tiers import MultiTierCache
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +45,8 @@ class Config:
     #: both arms refuse a copy older than its data type's freshness class (origin instead)
     strict_freshness: bool = False
     resamples: int = 2000
+    #: both arms in this process and event loop (default: one spawned process per arm)
+    same_process: bool = False
     log_dir: Path = field(default_factory=_fleet.log_dir_default)
 
 
@@ -80,7 +84,10 @@ async def wait_warm(
 async def run(
     cfg: Config, progress: Callable[[Runner], None] | None = None,
     status: Callable[[str], None] = lambda _: None,
+    counts: Callable[[float, dict[str, tuple[int, int, int]]], None] | None = None,
 ) -> tuple[dict[str, Any], Reads]:  # fmt: skip
+    """One run; ``progress`` (both arms in this process) or ``counts`` (one process per
+    arm: seconds into the measurement, per arm reads / hits / origin reads) report live."""
     stack = _fleet.StackURLs.from_env()
     missing = await asyncio.to_thread(stack.unreachable)
     if missing:
@@ -99,31 +106,25 @@ async def run(
             jitter_s=cfg.jitter_s, log_dir=cfg.log_dir, hold_for_s=hold_s,
         )  # fmt: skip
         status(f"fleet up in namespace {fleet.namespace!r} (logs in {cfg.log_dir})")
-    arms: dict[str, Arm] = {}
     try:
         state = await asyncio.to_thread(_fleet.sim_state, fleet.sim_url)
         items = universe(state["symbols"])
         workload = Zipf(items, cfg.zipf_s)
-        origins = {name: Origin(fleet.sim_url) for name in ("direct", "multitier")}
-        await asyncio.gather(*(o.start() for o in origins.values()))
-        direct_prefix = f"ab{uuid.uuid4().hex[:8]}direct"
-        arms["direct"] = DirectArm(
-            DirectCacheAdapter.from_urls(stack.memcached, stack.redis, ttl_s=cfg.direct_ttl_s,
-                                         l1_entries=cfg.direct_l1_entries),
-            origins["direct"], direct_prefix, strict=cfg.strict_freshness,
+        base = ArmSpec(
+            "direct", tuple(items), cfg.zipf_s, cfg.load, fleet.sim_url, stack.memcached,
+            stack.redis, f"ab{uuid.uuid4().hex[:8]}direct", cfg.direct_ttl_s,
+            cfg.direct_l1_entries, cfg.memory_url, cfg.strict_freshness,
         )  # fmt: skip
-        arms["multitier"] = MultiTierArm(
-            MultiTierCache.from_urls(cfg.memory_url, stack.memcached, stack.redis),
-            origins["multitier"], fleet.prefix, strict=cfg.strict_freshness,
-        )  # fmt: skip
+        specs = [base, dataclasses.replace(base, name="multitier", prefix=fleet.prefix)]
         probe = MultiTierCache.from_urls(stack.memcached, stack.redis)
         status(f"waiting for the fleet to warm {len(items)} keys ...")
         try:
             warm = await wait_warm(probe, items, fleet.prefix, cfg.warm_timeout_s)
         finally:
             await probe.close()
+        where = "both arms in this process" if cfg.same_process else "one process per arm"
         status(f"{warm:.1f} % of the keys warm; load for {cfg.load.warmup_s:g} s warm-up + "
-               f"{cfg.load.duration_s:g} s measured")  # fmt: skip
+               f"{cfg.load.duration_s:g} s measured, {where}")  # fmt: skip
         before: dict[str, float] = {}
         sampler = _fleet.ResourceSampler(fleet.pids)
 
@@ -131,36 +132,89 @@ async def run(
             before.update(await asyncio.to_thread(_sim_requests, fleet.sim_url))
             sampler.start()
 
-        runner = Runner(arms, workload, cfg.load)
         try:
-            reads = await runner.run(progress, measuring)
+            if cfg.same_process:
+                reads, origin, duration = await _in_process(cfg, specs, workload, progress,
+                                                            measuring)  # fmt: skip
+            else:
+                reads, origin, duration = await _in_processes(cfg, specs, counts, measuring)
         finally:
             await sampler.stop()
         after = await asyncio.to_thread(_sim_requests, fleet.sim_url)
         died = fleet.died()
-        results = _results(cfg, fleet, state, workload, warm, runner, reads, before, after,
-                           sampler.summary(), died)  # fmt: skip
+        results = _results(cfg, fleet, state, workload, warm, duration, origin, reads, before,
+                           after, sampler.summary(), died)  # fmt: skip
         return results, reads
     finally:
-        for arm in arms.values():
-            await arm.close()
         if fleet.owned:
             status("stopping the fleet ...")
             await _fleet.stop(fleet)
 
 
+Measuring = Callable[[], Awaitable[None]]
+
+
+async def _in_process(
+    cfg: Config, specs: list[ArmSpec], workload: Zipf,
+    progress: Callable[[Runner], None] | None, measuring: Measuring,
+) -> tuple[Reads, dict[str, int], float]:  # fmt: skip
+    arms: dict[str, Arm] = {}
+    try:
+        for spec in specs:
+            arms[spec.name] = await make_arm(spec)
+        runner = Runner(arms, workload, cfg.load)
+        reads = await runner.run(progress, measuring)
+        return reads, runner.origin_requests(), runner.elapsed
+    finally:
+        for arm in arms.values():
+            await arm.close()
+
+
+async def _in_processes(
+    cfg: Config, specs: list[ArmSpec],
+    counts: Callable[[float, dict[str, tuple[int, int, int]]], None] | None,
+    measuring: Measuring,
+) -> tuple[Reads, dict[str, int], float]:  # fmt: skip
+    procs = ArmProcesses(specs)
+    ticker: asyncio.Task[None] | None = None
+    try:
+        started = await procs.start()
+        measure_at = started + cfg.load.warmup_s
+
+        async def mark() -> None:
+            await asyncio.sleep(max(0.0, measure_at - time.time()))
+            await measuring()
+
+        async def tick() -> None:
+            while counts is not None:
+                counts(time.time() - measure_at, procs.progress())
+                await asyncio.sleep(0.5)
+
+        marked = asyncio.create_task(mark())
+        ticker = asyncio.create_task(tick())
+        timeout = cfg.load.warmup_s + cfg.load.duration_s + 120
+        result = await procs.results(timeout)
+        await marked
+        return result
+    finally:
+        if ticker is not None:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+        await asyncio.to_thread(procs.stop)
+
+
 def _results(
     cfg: Config, fleet: _fleet.Fleet, state: dict[str, Any], workload: Zipf, warm: float,
-    runner: Runner, reads: Reads, before: dict[str, float], after: dict[str, float],
-    resources: dict[str, Any], died: dict[str, int],
+    duration: float, origin_requests: dict[str, int], reads: Reads, before: dict[str, float],
+    after: dict[str, float], resources: dict[str, Any], died: dict[str, int],
 ) -> dict[str, Any]:  # fmt: skip
-    duration = runner.elapsed
     seed = cfg.load.seed
     arms = {
         name: summarise_arm(reads, name, duration_s=duration,
-                            origin_requests=runner.origin_requests()[name], resamples=cfg.resamples,
+                            origin_requests=origin_requests[name], resamples=cfg.resamples,
                             seed=seed + 10 * i)
-        for i, name in enumerate(runner.arms)
+        for i, name in enumerate(("direct", "multitier"))
     }  # fmt: skip
     comparison = compare(reads, resamples=cfg.resamples, seed=seed)
     delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
@@ -204,6 +258,7 @@ def _results(
             "key_prefix": fleet.prefix,
             "sim_url": fleet.sim_url,
             "warm_pct": warm,
+            "same_process": cfg.same_process,
             "strict_freshness": cfg.strict_freshness,
             "bootstrap_resamples": cfg.resamples,
         },

@@ -61,9 +61,25 @@ class Progress:
             )
         return "  |  ".join(parts)
 
-    def update(self, runner: Runner) -> None:
+    def counts(self, elapsed: float, per_arm: dict[str, tuple[int, int, int]]) -> None:
+        """The live line of arms in their own processes: reads, hits, origin reads."""
+        if elapsed < 0:
+            line = f"warm-up load, measuring in {-elapsed:.0f} s"
+        else:
+            parts = [f"{elapsed:5.1f}/{self.duration_s:g} s"]
+            for arm, (reads, hits, origin) in per_arm.items():
+                hit = 100.0 * hits / reads if reads else 0.0
+                parts.append(f"{arm} {reads:,} reads, hit {hit:.2f} %, origin {origin}")
+            line = "  |  ".join(parts)
+        self._show(line)
+
+    def _show(self, line: str) -> None:
         if self.live is not None:
-            self.live.update(Text(self.line(runner)))
+            self.live.update(Text(line))
         elif time.monotonic() - self._last_line >= 5.0:
             self._last_line = time.monotonic()
-            self.console.print(self.line(runner), highlight=False)
+            self.console.print(line, highlight=False)
+
+    def update(self, runner: Runner) -> None:
+        if self.live is not None or time.monotonic() - self._last_line >= 5.0:
+            self._show(self.line(runner))

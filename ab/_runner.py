@@ -66,8 +66,13 @@ class Load:
 
 
 class Runner:
-    def __init__(self, arms: Mapping[str, Arm], workload: Zipf, load: Load) -> None:
+    def __init__(
+        self, arms: Mapping[str, Arm], workload: Zipf, load: Load, *, only: str | None = None
+    ) -> None:
+        """``only``: run just this arm's reads (the other arm runs in another process on the
+        same seeded sequence); ``arms`` then needs only that arm."""
         self.arms = arms
+        self.only = only
         self.workload = workload
         self.load = load
         self.reads = Reads()
@@ -80,8 +85,14 @@ class Runner:
         self.elapsed = 0.0
         self._origin_base: dict[str, int] = {}
 
+    def _base_origin(self) -> None:
+        if not self._origin_base:
+            self._origin_base = {n: a.origin.requests for n, a in self.arms.items()}
+
     async def _read(self, arm: Arm, item: Item, served: bool) -> None:
         t0 = time.perf_counter()
+        if t0 >= self.started:
+            self._base_origin()  # before the first measured read's own requests
         try:
             tier, as_of = await arm.read(item)
             age, error = time.time() - as_of / 1000.0, ""
@@ -96,11 +107,17 @@ class Runner:
         self.reads.add(t0 - self.started, arm.name, item, tier, latency, age, served, error)
 
     async def _reader(self, end: float) -> None:
-        rate = self.load.rate
+        rate, only, shadow = self.load.rate, self.only, self.load.assignment.shadow
         while True:
             slot = self._next
             self._next += 1
-            due = self.load_started + slot / rate if rate > 0 else time.perf_counter()
+            # drawn when the slot is claimed, so slot n is the same read in every process
+            item = self.workload.draw(self._rng)
+            name = self.load.assignment.arm(self._rng)
+            if only is not None and not shadow and name != only:
+                continue  # the other arm's read, run by the other process
+            due = (self.load_started + slot / rate if rate > 0
+                   else max(self.load_started, time.perf_counter()))  # fmt: skip
             if due >= end:
                 return
             now = time.perf_counter()
@@ -108,9 +125,10 @@ class Runner:
                 return  # a reader that fell behind does not run past the duration
             if due > now:
                 await asyncio.sleep(due - now)
-            item = self.workload.draw(self._rng)
-            name = self.load.assignment.arm(self._rng)
-            if self.load.assignment.shadow:
+            if shadow and only == "multitier":
+                await self._read(self.arms["multitier"], item, False)
+                continue
+            if shadow and only is None:
                 task = asyncio.create_task(self._read(self.arms["multitier"], item, False))
                 self._shadows.add(task)
                 task.add_done_callback(self._shadows.discard)
@@ -122,17 +140,19 @@ class Runner:
 
     async def _mark_start(self, on_measure: Callable[[], Awaitable[None]] | None) -> None:
         await asyncio.sleep(max(0.0, self.started - time.perf_counter()))
-        self._origin_base = {n: a.origin.requests for n, a in self.arms.items()}
+        self._base_origin()
         if on_measure is not None:
             await on_measure()
 
     async def run(
         self, progress: Callable[[Runner], None] | None = None,
         on_measure: Callable[[], Awaitable[None]] | None = None,
+        start: float | None = None,
     ) -> Reads:  # fmt: skip
-        """Runs the load; ``on_measure`` is awaited when the measurement starts (after the
-        warm-up), for counters that must not include the warm-up."""
-        self.load_started = time.perf_counter()
+        """Runs the load from ``start`` (``time.perf_counter()`` time; default now);
+        ``on_measure`` is awaited when the measurement starts (after the warm-up), for
+        counters that must not include the warm-up."""
+        self.load_started = time.perf_counter() if start is None else start
         self.started = self.load_started + self.load.warmup_s
         end = self.started + self.load.duration_s
         ticker = asyncio.create_task(self._tick(progress)) if progress else None

@@ -89,6 +89,7 @@ def test_a_20_second_split_run_measures_both_arms_and_writes_the_report(
     assert results["resources"]["samples"] >= 10 and results["resources"]["rss_bytes_max"] > 0
     assert {ch["name"] for ch in results["verdict"]["checks"]} >= {"multitier P95 latency (ms)"}
     assert results["fleet_exited"] == {}
+    assert results["config"]["same_process"] is False  # one process per arm by default
     # the report: every file, valid PNGs, both arms named, the same results.json
     for name in ("latency_cdf.png", "tier_shares.png", "over_time.png", "origin_load.png"):
         data = (out / name).read_bytes()
@@ -105,7 +106,8 @@ def test_a_20_second_split_run_measures_both_arms_and_writes_the_report(
 
 @pytest.mark.timeout(420)
 def test_shadow_serves_only_direct_answers(stack_urls: StackURLs, tmp_path: Path) -> None:
-    results, _ = ab(stack_urls, tmp_path, "--duration", "8", "--shadow")
+    results, _ = ab(stack_urls, tmp_path, "--duration", "8", "--shadow", "--same-process")
+    assert results["config"]["same_process"] is True
     direct, multi = results["arms"]["direct"], results["arms"]["multitier"]
     assert results["config"]["mode"] == "shadow"
     assert direct["served_reads"] == direct["reads"] > 100
