@@ -161,14 +161,14 @@ async def test_one_process_per_arm_splits_the_same_seeded_sequence(
     """``only``: each arm's process runs exactly its own slots of the one sequence."""
     both = await arms(sim, stack_urls, namespace.rstrip("."))
     try:
-        load = Load(duration_s=1.0, rate=150, concurrency=4, seed=5)
+        load = Load(duration_s=2.0, rate=40, concurrency=8, seed=5)  # no reader falls behind
         zipf = Zipf(universe(["BTC/USDT", "ETH/USDT"]), 1.1)
         full = await Runner(both, zipf, load).run()
         alone = {name: await Runner({name: both[name]}, zipf, load, only=name).run()
                  for name in ("direct", "multitier")}  # fmt: skip
         for name, reads in alone.items():
             assert set(reads.arm) == {name}
-            assert len(reads) == full.arm.count(name) > 30
+            assert len(reads) == full.arm.count(name) > 25
             mine = sorted(zip(reads.t, reads.data_type, strict=True))
             theirs = sorted((t, d) for t, a, d in zip(full.t, full.arm, full.data_type,
                                                       strict=True) if a == name)  # fmt: skip
