@@ -203,7 +203,7 @@ async def stop(fleet: Fleet, grace_s: float = 15.0) -> None:
 
 
 async def _drop_namespace(fleet: Fleet) -> None:
-    from workers.agents import drop_namespace
+    from topics.kafka import drop_namespace
 
     bootstrap = fleet.stack.kafka.split("://", 1)[-1]
     try:
