@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "worker": "workers.cli._worker",
     "sim": "sim._cli",
     "poller": "workers.cli._poller",
+    "ab": "ab._cli",
 }
 
 
