@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "worker": "workers.worker_cli",
     "sim": "sim._cli",
     "poller": "workers.poller",
+    "chaos": "chaos._cli",
 }
 
 
