@@ -28,6 +28,7 @@ COPY workers ./workers
 COPY readers ./readers
 COPY sim ./sim
 COPY stack ./stack
+COPY chaos ./chaos
 RUN pip install --upgrade pip \
     && pip install .
 
