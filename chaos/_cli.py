@@ -30,6 +30,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     parser.add_argument(
+        "--save", type=Path, default=None, metavar="FILE", help="also write the JSON results here"
+    )
+    parser.add_argument(
         "--base-port",
         type=int,
         default=DEFAULT_BASE_PORT,
@@ -97,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
     except (StackError, ValueError) as exc:
         print(f"warmfleet chaos: {exc}", file=sys.stderr)
         return 2
+    if args.save is not None:
+        args.save.write_text(json.dumps(as_json(results), indent=2, default=str) + "\n")
     if args.json:
         print(json.dumps(as_json(results), indent=2, default=str))
     else:

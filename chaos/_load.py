@@ -20,12 +20,18 @@ class Sample:
     at: float  # time.monotonic() when the request was sent
     status: int
     latency_s: float
+    cold: bool = False  # a key no one warms: its 404 is the right answer
+
+    @property
+    def unexpected(self) -> bool:
+        """Not the answer a reader should get: non-2xx for a warm key, else not 404."""
+        return self.status != 404 if self.cold else not 200 <= self.status < 300
 
 
 @dataclass(frozen=True, slots=True)
 class WindowStats:
     requests: int
-    non_2xx: int
+    non_2xx: int  # warm keys not answered 2xx (and cold keys not answered 404)
     server_errors: int  # 5xx
     no_answer: int  # refused / reset / timed out
     p50_ms: float | None
@@ -47,7 +53,7 @@ def window(samples: list[Sample], start: float, end: float) -> WindowStats:
     p50, p99 = percentile(lat, 0.50), percentile(lat, 0.99)
     return WindowStats(
         requests=len(inside),
-        non_2xx=sum(1 for s in inside if not 200 <= s.status < 300),
+        non_2xx=sum(1 for s in inside if s.unexpected),
         server_errors=sum(1 for s in inside if s.status >= 500),
         no_answer=sum(1 for s in inside if s.status == NO_ANSWER),
         p50_ms=None if p50 is None else round(p50, 2),
@@ -58,10 +64,15 @@ def window(samples: list[Sample], start: float, end: float) -> WindowStats:
 
 @dataclass
 class ReaderLoad:
-    """``connections`` loops over ``paths``, together at most ``rate`` requests/s."""
+    """``connections`` loops over ``paths``, together at most ``rate`` requests/s; every
+    ``cold_every``-th request asks for one of ``cold_paths`` instead: keys no one warms, so
+    each such read goes through every tier (L1, L2, L3) and shows what a slow or dead tier
+    costs a reader (warm keys are mostly answered from L1)."""
 
     base_url: str
     paths: list[str]
+    cold_paths: list[str] = field(default_factory=list)
+    cold_every: int = 5
     connections: int = 16
     rate: float = 200.0
     timeout_s: float = 2.0
@@ -86,7 +97,9 @@ class ReaderLoad:
         i = index
         next_at = time.monotonic() + period * index / self.connections
         while not stop.is_set():
-            path = self.paths[i % len(self.paths)]
+            cold = bool(self.cold_paths) and (i // self.connections) % self.cold_every == 0
+            pool = self.cold_paths if cold else self.paths
+            path = pool[(i // self.connections + index) % len(pool)]
             i += self.connections
             sent = time.monotonic()
             status = NO_ANSWER
@@ -94,7 +107,7 @@ class ReaderLoad:
                 async with session.get(self.base_url + path) as resp:
                     await resp.read()
                     status = resp.status
-            self.samples.append(Sample(sent, status, time.monotonic() - sent))
+            self.samples.append(Sample(sent, status, time.monotonic() - sent, cold))
             next_at += period
             delay = next_at - time.monotonic()
             if delay > 0:

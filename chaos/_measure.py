@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -27,7 +28,6 @@ class Observation:
     wall_ms: float  # time.time() in ms, to compare with an exchange's as_of
     breakers: dict[tuple[str, str], float]  # (process, tier) -> 1 open / 0 closed
     leaders: dict[str, float]  # clock -> warmfleet_clock_is_leader
-    jobs: float  # warm jobs published, every clock's counter summed
     phase: str | None
     served_as_of_ms: dict[str, int | None]  # venue -> as_of the reader serves
 
@@ -75,14 +75,13 @@ def _observe(scraped: dict[str, Samples], served: dict[str, int | None]) -> Obse
     }
     clocks = {c: s for c, s in scraped.items() if c.startswith("clock")}
     leaders = {c: total(s, "warmfleet_clock_is_leader") for c, s in clocks.items()}
-    jobs = sum(total(s, "warmfleet_clock_jobs_published_total") for s in clocks.values())
     phase = None
     for c, s in clocks.items():
         if leaders.get(c) == 1.0:
             for (name, labels), value in s.items():
                 if name == "warmfleet_phase" and value == 1.0:
                     phase = dict(labels).get("phase")
-    return Observation(time.monotonic(), time.time() * 1000, breakers, leaders, jobs, phase, served)
+    return Observation(time.monotonic(), time.time() * 1000, breakers, leaders, phase, served)
 
 
 def breaker_back_s(
@@ -163,7 +162,28 @@ class Ledger:
 
 
 async def expected_observations(bootstrap: str, topic: str) -> tuple[int, dict[str, int]]:
-    """(records in the topic, key -> strictly-newer as_of count) read from the beginning."""
+    """(records in the topic, key -> strictly-newer as_of count) read from the beginning.
+    A key lives in one partition, so the records of a key arrive in the order the agents
+    saw them."""
+    records = await _read_all(bootstrap, topic)
+    newest: dict[str, int] = {}
+    counts: dict[str, int] = defaultdict(int)
+    for raw_key, value, _ in records:
+        if raw_key is None or value is None:
+            continue
+        key = raw_key.decode()
+        try:
+            as_of = int(orjson.loads(value)["as_of_ms"])
+        except (ValueError, KeyError, TypeError):
+            continue  # dead-lettered by the agents: never counted
+        if as_of > newest.get(key, -1):
+            newest[key] = as_of
+            counts[key] += 1
+    return len(records), dict(counts)
+
+
+async def _read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None, int]]:
+    """Every record of ``topic`` from the beginning: (key, value, timestamp ms)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -172,12 +192,12 @@ async def expected_observations(bootstrap: str, topic: str) -> tuple[int, dict[s
             await consumer._client.force_metadata_update()
             parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        if not tps:
+            return []
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
-        produced = 0
-        newest: dict[str, int] = {}
-        counts: dict[str, int] = defaultdict(int)
+        out: list[tuple[bytes | None, bytes | None, int]] = []
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             pending = [tp for tp in tps if await consumer.position(tp) < ends[tp]]
@@ -185,21 +205,24 @@ async def expected_observations(bootstrap: str, topic: str) -> tuple[int, dict[s
                 break
             batch = await consumer.getmany(*pending, timeout_ms=1000, max_records=5000)
             for records in batch.values():
-                for rec in records:
-                    produced += 1
-                    if rec.key is None or rec.value is None:
-                        continue
-                    key = rec.key.decode()
-                    try:
-                        as_of = int(orjson.loads(rec.value)["as_of_ms"])
-                    except (ValueError, KeyError, TypeError):
-                        continue  # dead-lettered by the agents: never counted
-                    if as_of > newest.get(key, -1):
-                        newest[key] = as_of
-                        counts[key] += 1
-        return produced, dict(counts)
+                out.extend((r.key, r.value, r.timestamp) for r in records)
+        return out
     finally:
         await consumer.stop()
+
+
+async def job_times_ms(bootstrap: str, topic: str) -> list[int]:
+    """When each warm job was issued (its Kafka timestamp), sorted."""
+    return sorted(ts for _, _, ts in await _read_all(bootstrap, topic))
+
+
+def longest_gap_s(times_ms: list[int], start_ms: float, end_ms: float) -> float | None:
+    """The longest stretch of [start, end] without a warm job issued."""
+    inside = [t for t in times_ms if start_ms <= t <= end_ms]
+    if not times_ms:
+        return None
+    edges = [start_ms, *inside, end_ms]
+    return round(max(b - a for a, b in itertools.pairwise(edges)) / 1000, 1)
 
 
 async def observed_observations(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import socket
 import time
 import uuid
@@ -25,6 +24,8 @@ from chaos._measure import (
     breaker_back_s,
     expected_observations,
     fresh_again_s,
+    job_times_ms,
+    longest_gap_s,
     max_served_age_s,
     observed_observations,
 )
@@ -190,16 +191,6 @@ async def _redis_keys(direct_url: str, prefix: str) -> int:
         await client.aclose()
 
 
-def _longest_gap(points: list[tuple[float, float]]) -> float | None:
-    """Longest stretch between two increases of the warm-job count."""
-    changes = [at for (at, jobs), (_, prev) in zip(points[1:], points, strict=False) if jobs > prev]
-    if len(changes) < 2:
-        return None
-    gaps = [b - a for a, b in itertools.pairwise(changes)]
-    gaps.append(points[-1][0] - changes[-1])
-    return round(max(gaps), 1)
-
-
 async def run_scenario(sc: Scenario, opts: Options, say: Say) -> Result:
     started = time.monotonic()
     ns = f"chaos{uuid.uuid4().hex[:8]}."
@@ -232,13 +223,14 @@ async def run_scenario(sc: Scenario, opts: Options, say: Say) -> Result:
         paths = await _paths(cfg.sim_port, deadline)
         await _wait_warm(base, paths, deadline)
         ctx.say(f"warm after {time.monotonic() - started:.1f}s; reader load starts")
-        load = ReaderLoad(base, paths, opts.connections, opts.rate)
+        cold = [f"/v2/keys/{cfg.key_prefix}:v2:misc:value:1m:chaos:cold{i}" for i in range(64)]
+        load = ReaderLoad(base, paths, cold, connections=opts.connections, rate=opts.rate)
         timeline = Timeline(fleet, base)
         tasks = [asyncio.create_task(load.run(stop)), asyncio.create_task(timeline.run(stop))]
         refill: list[tuple[float, int]] = []
         if sc.name == "redis-empty-restart":
             tasks.append(asyncio.create_task(_watch_keys(info, cfg.key_prefix, refill, stop)))
-        t0 = time.monotonic()
+        t0, t0_wall_ms = time.monotonic(), time.time() * 1000
         await asyncio.sleep(opts.before_s)
         fault_at = time.monotonic()
         await sc.inject(ctx)
@@ -247,7 +239,7 @@ async def run_scenario(sc: Scenario, opts: Options, say: Say) -> Result:
         restored_at = time.monotonic()
         ctx.say(f"restored {restored_at - fault_at:.1f}s after the fault; watching")
         await _watch(sc, timeline, restored_at, ctx)
-        end = time.monotonic()
+        end, end_wall_ms = time.monotonic(), time.time() * 1000
         stop.set()
         await asyncio.gather(*tasks)
         result.before = window(load.samples, t0, fault_at)
@@ -265,7 +257,6 @@ async def run_scenario(sc: Scenario, opts: Options, say: Say) -> Result:
         if sc.kind == "clock":
             killed = str(ctx.notes["killed_clock"])
             result.leader_after_s = _leader_after(timeline, fault_at, killed)
-        result.longest_warm_gap_s = _longest_gap([(p.at, p.jobs) for p in timeline.points])
         phases = [p.phase for p in timeline.between(t0, fault_at) if p.phase]
         result.phase_before = phases[-1] if phases else None
         later = [p.phase for p in timeline.points if p.phase]
@@ -275,6 +266,8 @@ async def run_scenario(sc: Scenario, opts: Options, say: Say) -> Result:
         ctx.say("draining the pipeline to balance the ledger")
         await _drain(fleet, ctx.say)
         result.ledger = await _ledger(fleet, cfg, info["direct"])
+        issued = await job_times_ms(cfg.kafka, f"{cfg.namespace}warm.jobs")
+        result.longest_warm_gap_s = longest_gap_s(issued, t0_wall_ms, end_wall_ms)
     except Exception as exc:  # a scenario that breaks is reported, the next one still runs
         result.error = f"{type(exc).__name__}: {exc}"
         ctx.say(f"failed: {result.error}")
