@@ -30,7 +30,7 @@ from chaos._measure import (
     observed_observations,
 )
 from chaos._scenarios import Ctx, Say, Scenario
-from stack import StackConfig, status
+from stack import StackConfig, StackError, up
 from stack._toxiproxy import Toxiproxy
 
 #: a read waits at most one L2 and one L3 deadline (tiers' timeout_s=0.1 each) plus the
@@ -195,7 +195,15 @@ async def run_scenario(sc: Scenario, opts: Options, say: Say) -> Result:
     started = time.monotonic()
     ns = f"chaos{uuid.uuid4().hex[:8]}."
     result = Result(sc.name, sc.what, ns)
-    info = status(opts.stack)
+    try:
+        # whatever an earlier scenario left down (a broker that did not come back) is up again
+        info = await asyncio.to_thread(up, opts.stack, lambda m: None)
+        if not info["running"]:
+            raise StackError(f"the faults stack is not running: {sorted(info['processes'])}")
+    except StackError as exc:
+        result.error = f"StackError: {exc}"
+        say(f"[{sc.name}] failed: {result.error}")
+        return result
     reader_port = free_port()
     cfg = FleetConfig(
         namespace=ns,
@@ -277,6 +285,7 @@ async def run_scenario(sc: Scenario, opts: Options, say: Say) -> Result:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await fleet.stop_all()
+        await _drop_topics(cfg.kafka, ns)
         with contextlib.suppress(Exception):
             await toxiproxy.reset()
         await toxiproxy.close()
@@ -290,6 +299,17 @@ async def run_scenario(sc: Scenario, opts: Options, say: Say) -> Result:
     if result.error is None:
         result.goals = goals(sc, result)
     return result
+
+
+async def _drop_topics(bootstrap: str, namespace: str) -> None:
+    """Delete the scenario's topics: a broker that keeps every run's partitions takes ever
+    longer to come back in kafka-kill."""
+    try:
+        from workers.agents import drop_namespace
+
+        await asyncio.wait_for(drop_namespace(bootstrap, [namespace]), 60)
+    except Exception:  # cleanup only: the results stand without it
+        return
 
 
 async def _watch(sc: Scenario, timeline: Timeline, restored_at: float, ctx: Ctx) -> None:

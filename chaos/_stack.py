@@ -32,7 +32,7 @@ def faults_stack(base_port: int, stack_dir: Path | None = None) -> StackConfig:
         raise ValueError(f"--base-port {base_port}: the chaos stack would take {sorted(taken)} "
                          "or leave the port range; choose another")  # fmt: skip
     directory = stack_dir or default_home() / f"chaos-stack-{base_port}"
-    return StackConfig(ports=ports, stack_dir=directory, faults=True)
+    return StackConfig(ports=ports, stack_dir=directory, faults=True, kafka_ready_timeout_s=240.0)
 
 
 @contextlib.asynccontextmanager

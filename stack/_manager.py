@@ -80,6 +80,9 @@ class StackConfig:
     #: toxiproxy in front of every server (and the simulator), the broker advertising its
     #: proxy; the URLs `status` gives point at the proxies
     faults: bool = False
+    #: a broker restarted with much state (many topics and groups) on a busy machine takes
+    #: longer than a fresh one; the chaos suite's restarts wait longer
+    kafka_ready_timeout_s: float = READY_TIMEOUT_S["kafka"]
 
     @property
     def state_file(self) -> Path:
@@ -207,9 +210,11 @@ def _spawn(cmd: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
     return popen
 
 
-def _wait_ready(name: str, port: int, popen: subprocess.Popen[bytes], log: Path) -> float:
+def _wait_ready(
+    name: str, port: int, popen: subprocess.Popen[bytes], log: Path, timeout_s: float
+) -> float:
     started = time.monotonic()
-    deadline = started + READY_TIMEOUT_S[name]
+    deadline = started + timeout_s
     while time.monotonic() < deadline:
         if popen.poll() is not None:
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
@@ -218,9 +223,7 @@ def _wait_ready(name: str, port: int, popen: subprocess.Popen[bytes], log: Path)
             return time.monotonic() - started
         time.sleep(0.2)
     _terminate(popen.pid, grace_s=5)
-    raise StackError(
-        f"{name} did not answer on {HOST}:{port} within {READY_TIMEOUT_S[name]:.0f}s; see {log}"
-    )
+    raise StackError(f"{name} did not answer on {HOST}:{port} within {timeout_s:.0f}s; see {log}")
 
 
 def _start(name: str, cfg: StackConfig, say: Say) -> Proc:
@@ -247,7 +250,8 @@ def _start(name: str, cfg: StackConfig, say: Say) -> Proc:
         cmd, port = memcached_command(ports.memcached), ports.memcached
     say(f"{name}: starting on {HOST}:{port}")
     popen = _spawn(cmd, log, data)
-    took = _wait_ready(name, port, popen, log)
+    timeout_s = cfg.kafka_ready_timeout_s if name == "kafka" else READY_TIMEOUT_S[name]
+    took = _wait_ready(name, port, popen, log, timeout_s)
     say(f"{name}: ready in {took:.1f}s (pid {popen.pid})")
     return Proc(
         service=name,
