@@ -86,6 +86,8 @@ async def _main(args: argparse.Namespace, names: list[str]) -> list[Result]:
             verdict = "ok" if result.ok else "GOALS MISSED" if not result.error else "ERROR"
             say(f"[bold]{name}: {verdict}[/] in {result.took_s:.0f}s")
             results.append(result)
+            if args.save is not None:  # after each scenario: a crash keeps what was measured
+                args.save.write_text(json.dumps(as_json(results), indent=2, default=str) + "\n")
     return results
 
 
@@ -100,8 +102,6 @@ def run(args: argparse.Namespace) -> int:
     except (StackError, ValueError) as exc:
         print(f"warmfleet chaos: {exc}", file=sys.stderr)
         return 2
-    if args.save is not None:
-        args.save.write_text(json.dumps(as_json(results), indent=2, default=str) + "\n")
     if args.json:
         print(json.dumps(as_json(results), indent=2, default=str))
     else:

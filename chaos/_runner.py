@@ -88,31 +88,22 @@ class Options:
     warm_timeout_s: float = 150.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _metrics_base() -> int:
-    """Four consecutive free ports (poller, worker, clock-a, clock-b)."""
-    for _ in range(50):
-        base = free_port()
-        if base + 3 > 65535:
-            continue
-        socks = []
-        try:
-            for port in range(base, base + 4):
-                sock = socket.socket()
-                socks.append(sock)
+def fleet_ports(stack: StackConfig) -> tuple[int, int]:
+    """(metrics base, reader port): the block after the faults stack's own (base+20 ..
+    base+24), below Linux's ephemeral range, where the reader load's closed connections
+    (TIME_WAIT) would make a free-port probe fail."""
+    base = stack.ports.toxiproxy + 10
+    for port in range(base, base + 5):
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
                 sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError("no four consecutive free ports for the fleet's metrics")
+            except OSError as exc:
+                raise RuntimeError(
+                    f"port {port} for the fleet (metrics {base}-{base + 3}, reader {base + 4}) "
+                    "is taken: is another `warmfleet chaos` running? Choose --base-port"
+                ) from exc
+    return base, base + 4
 
 
 async def _paths(sim_port: int, deadline: float) -> list[str]:
@@ -200,11 +191,11 @@ async def run_scenario(sc: Scenario, opts: Options, say: Say) -> Result:
         info = await asyncio.to_thread(up, opts.stack, lambda m: None)
         if not info["running"]:
             raise StackError(f"the faults stack is not running: {sorted(info['processes'])}")
-    except StackError as exc:
-        result.error = f"StackError: {exc}"
+        metrics_base, reader_port = fleet_ports(opts.stack)
+    except (StackError, RuntimeError) as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
         say(f"[{sc.name}] failed: {result.error}")
         return result
-    reader_port = free_port()
     cfg = FleetConfig(
         namespace=ns,
         kafka=info["kafka"],
@@ -213,7 +204,7 @@ async def run_scenario(sc: Scenario, opts: Options, say: Say) -> Result:
         exchange_urls=info["exchange_urls"],
         sim_port=opts.stack.ports.sim,
         reader_port=reader_port,
-        metrics_base=_metrics_base(),
+        metrics_base=metrics_base,
         log_dir=opts.log_dir / sc.name,
         phase=sc.phase,
     )

@@ -40,7 +40,7 @@ def _assert_goals(result: Result) -> None:
     assert not missed, f"{result.scenario} missed goals: {missed}"
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(240)
 @pytest.mark.parametrize("name", FAST)
 async def test_fast_scenario_meets_its_goals(
     name: str, faults: StackConfig, fleet_logs: Path
