@@ -3,6 +3,7 @@ and the guard that keeps it off the shared stack."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 
 import pytest
@@ -18,7 +19,7 @@ from chaos._measure import (
     fresh_again_s,
     longest_gap_s,
 )
-from chaos._runner import goals
+from chaos._runner import fleet_ports, goals
 
 
 def test_window_counts_what_a_reader_should_not_get() -> None:
@@ -109,3 +110,13 @@ def test_cli_lists_and_refuses_unknown_scenarios() -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode != 0 and "unknown scenario 'redis-melt'" in bad.stderr
+
+
+def test_fleet_ports_sit_after_the_stack_and_name_a_taken_one() -> None:
+    cfg = faults_stack(28700)
+    assert fleet_ports(cfg) == (28720, 28724)  # below the ephemeral range (TIME_WAIT)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 28722))
+        squatter.listen()
+        with pytest.raises(RuntimeError, match="port 28722"):
+            fleet_ports(cfg)
