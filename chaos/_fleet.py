@@ -108,10 +108,10 @@ class Fleet:
             return ["reader", "--port", str(self.cfg.reader_port)], {}
         return [child], {"WARMFLEET_METRICS_PORT": str(self.cfg.metrics_port(child))}
 
-    async def hold_phase(self, minutes: int = 30) -> None:
+    async def hold_phase(self, phase: str | None = None, minutes: int = 30) -> None:
         """`warmfleet phase set PHASE --for Nm`, as `warmfleet run --phase` does."""
         proc = await asyncio.create_subprocess_exec(
-            *warmfleet_command(), "phase", "set", self.cfg.phase, "--for", f"{minutes}m",
+            *warmfleet_command(), "phase", "set", phase or self.cfg.phase, "--for", f"{minutes}m",
             env=self.env(), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         _, err = await asyncio.wait_for(proc.communicate(), 60)

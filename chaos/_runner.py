@@ -206,7 +206,6 @@ async def run_scenario(sc: Scenario, opts: Options, say: Say) -> Result:
         reader_port=reader_port,
         metrics_base=metrics_base,
         log_dir=opts.log_dir / sc.name,
-        phase=sc.phase,
     )
     fleet = Fleet(cfg)
     base = f"http://127.0.0.1:{reader_port}"
@@ -222,6 +221,11 @@ async def run_scenario(sc: Scenario, opts: Options, say: Say) -> Result:
         paths = await _paths(cfg.sim_port, deadline)
         await _wait_warm(base, paths, deadline)
         ctx.say(f"warm after {time.monotonic() - started:.1f}s; reader load starts")
+        if sc.phase != cfg.phase:
+            # warmed at market hours (15 s), then held at the scenario's phase: a fleet started
+            # at weekend would first warm only after a whole 600 s interval
+            await fleet.hold_phase(sc.phase)
+            ctx.say(f"phase held at {sc.phase}")
         cold = [f"/v2/keys/{cfg.key_prefix}:v2:misc:value:1m:chaos:cold{i}" for i in range(64)]
         load = ReaderLoad(base, paths, cold, connections=opts.connections, rate=opts.rate)
         timeline = Timeline(fleet, base)

@@ -55,6 +55,7 @@ class Scenario:
     fault_s: float = 8.0  # from inject to restore
     after_s: float = 15.0  # observed after restore
     slow: bool = False  # run by `make chaos`, not by `make test`
+    #: the phase held from the start of the load (the fleet always warms at market hours)
     phase: str = "market_hours"
 
 
@@ -165,7 +166,7 @@ SCENARIOS: dict[str, Scenario] = {
                  "SIGKILL the leading clock; the standby takes over; the killed one restarts "
                  "as standby after 8 s", _kill_leader, _start_clock, fault_s=8.0, after_s=20.0),
         Scenario("redis-empty-restart", "tier",
-                 "weekend phase (600 s warms); Redis restarted empty, refill watched 60 s",
+                 "phase weekend (600 s warms); Redis restarted empty, refill watched 60 s",
                  _kill("redis"), _restart("redis"), tier="redis", fault_s=1.0, after_s=60.0,
                  slow=True, phase="weekend"),
     ]
