@@ -29,6 +29,7 @@ COPY readers ./readers
 COPY sim ./sim
 COPY stack ./stack
 COPY ab ./ab
+COPY chaos ./chaos
 RUN pip install --upgrade pip \
     && pip install .
 
