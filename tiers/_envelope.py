@@ -23,11 +23,27 @@ import orjson
 import structlog
 
 from tiers._errors import CorruptEntry, UnencodableValue, ValueTooLarge
+from topics import DEFAULT_LIMITS
 from topics import now_ms as now_ms  # the one clock of the records' unit (ms)
 
 _log = structlog.get_logger(__name__)
 
 #: memcached's default item limit is 1 MiB including key and header; stay under it
+#: a stored ``as_of`` further ahead of our clock than this is poison written before the record
+#: contract refused it (issue 12): it never blocks a newer write, so it cannot freeze a key
+FUTURE_SKEW_MS = DEFAULT_LIMITS.max_ahead_ms
+
+
+def write_horizon() -> int:
+    """The latest ``as_of`` a tier believes: a stored value beyond it is overwritten."""
+    return now_ms() + FUTURE_SKEW_MS
+
+
+def blocks(stored_as_of: int, as_of: int, horizon: int) -> bool:
+    """Does a stored copy refuse a write of ``as_of``? Only a newer one it can believe."""
+    return as_of < stored_as_of <= horizon
+
+
 DEFAULT_MAX_BYTES = 1_000_000
 SCHEMA = "wf1"
 _OPTS = orjson.OPT_NON_STR_KEYS

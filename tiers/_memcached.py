@@ -26,7 +26,7 @@ import aiomcache
 import structlog
 from aiomcache.pool import Connection
 
-from tiers._envelope import Envelope, EnvelopeDecoder
+from tiers._envelope import Envelope, EnvelopeDecoder, blocks, write_horizon
 from tiers._errors import CacheUnavailable
 from tiers._hashring import HashRing
 from tiers._protocol import StoreItem
@@ -205,6 +205,7 @@ class MemcachedTier(EnvelopeDecoder):
         pending = list(latest.values())
         async with self._conn(index) as conn:
             replies = _Replies(conn.reader)
+            horizon = write_horizon()
             for _attempt in range(self.max_cas_retries + 1):
                 if not pending:
                     break
@@ -215,7 +216,7 @@ class MemcachedTier(EnvelopeDecoder):
                 for p, bkey in zip(pending, keys, strict=True):
                     item = items[p]
                     cur = current.get(bkey)
-                    if cur is not None and stored_as_of(cur[0]) > item.body.as_of:
+                    if cur is not None and blocks(stored_as_of(cur[0]), item.body.as_of, horizon):
                         continue  # a newer value is there: refuse, out[p] stays False
                     data = item.encoded()
                     exp = exptime(item.ttl_s)

@@ -21,7 +21,7 @@ from typing import Protocol
 
 import orjson
 
-from tiers._envelope import Envelope
+from tiers._envelope import Envelope, blocks, write_horizon
 from tiers._hit import Hit
 from tiers._protocol import StoreItem
 from tiers._ttl import TierLevel
@@ -128,7 +128,11 @@ class MemoryTier:
         now = self.clock()
         data = self._data
         old = data.get(key)
-        if old is not None and old.deadline > now and old.as_of > envelope.as_of:
+        if (
+            old is not None
+            and old.deadline > now
+            and blocks(old.as_of, envelope.as_of, write_horizon())
+        ):
             return None
         if old is None and len(data) >= self.max_entries and not self._make_room(key, now):
             self.rejections += 1

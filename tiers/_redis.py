@@ -25,7 +25,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
 
-from tiers._envelope import Envelope, EnvelopeDecoder
+from tiers._envelope import Envelope, EnvelopeDecoder, write_horizon
 from tiers._errors import CacheUnavailable
 from tiers._protocol import StoreItem
 from tiers._ttl import TierLevel
@@ -38,11 +38,13 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 # KEYS[i] gets ARGV[3i-2] (envelope) with PX ARGV[3i] unless it holds an as_of newer than
-# ARGV[3i-1]. Per key: 1 stored, 0 kept a newer value, or the error text (e.g. WRONGTYPE: the
-# key is someone else's) — pcall, so one bad key neither aborts the keys after it nor
-# leaves the caller unsure which ones were written.
+# ARGV[3i-1] and not beyond the write horizon (the last ARGV: a stored as_of from the future
+# is poison, never a reason to refuse). Per key: 1 stored, 0 kept a newer value, or the error
+# text (e.g. WRONGTYPE: the key is someone else's) — pcall, so one bad key neither aborts the
+# keys after it nor leaves the caller unsure which ones were written.
 SET_IF_NEWER = """
 local out = {}
+local horizon = tonumber(ARGV[#ARGV])
 for i, key in ipairs(KEYS) do
   local j = 3 * i
   local result = 1
@@ -51,7 +53,7 @@ for i, key in ipairs(KEYS) do
     result = cur.err
   elseif cur then
     local stored = tonumber(string.match(cur, '^{"a":(%d+)'))
-    if stored and stored > tonumber(ARGV[j - 1]) then result = 0 end
+    if stored and stored > tonumber(ARGV[j - 1]) and stored <= horizon then result = 0 end
   end
   if result == 1 then
     local done = redis.pcall('SET', key, ARGV[j - 2], 'PX', ARGV[j])
@@ -215,6 +217,7 @@ class RedisTier(EnvelopeDecoder):
 
     async def _eval_chunks(self, items: Sequence[StoreItem], chunks: list[list[int]]) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)
+        horizon = write_horizon()
         for chunk in chunks:
             args: list[str | bytes | int] = [items[p].key for p in chunk]
             for p in chunk:
@@ -224,6 +227,7 @@ class RedisTier(EnvelopeDecoder):
                     item.body.as_of,
                     max(1, math.ceil(item.ttl_s * 1000)),
                 )
+            args.append(horizon)
             # execute_command: redis-py's cluster pipeline blocks the evalsha() helper but
             # routes a raw EVALSHA by its keys
             pipe.execute_command("EVALSHA", SET_IF_NEWER_SHA, len(chunk), *args)

@@ -70,3 +70,20 @@ async def test_the_cache_over_one_backend_reads_what_it_wrote(
     assert await single_tier_cache.set(ks[0], "old", data_type="default", as_of=4) == {}
     await single_tier_cache.delete(ks[1])
     assert await single_tier_cache.get(ks[1]) is None
+
+
+async def test_a_stored_as_of_from_the_future_never_blocks_a_real_write(
+    tier: Tier, prefix: str
+) -> None:
+    # issue 12: a copy dated ten years ahead (poison from before the record contract) is
+    # overwritten by the next real value instead of refusing every update until it expires
+    poison, real = keys(prefix, 2)
+    ten_years = now_ms() + 10 * 365 * 86_400_000
+    assert await tier.set_many([item(poison, ten_years, "poison")]) == [True]
+    assert await tier.set_many([item(poison, now_ms(), "real")]) == [True]
+    (env,) = await tier.get_many([poison])
+    assert env is not None and env.value == "real"
+    # a believable newer copy (a few ms ahead is clock skew, not poison) still wins
+    soon = now_ms() + 1_000
+    assert await tier.set_many([item(real, soon, "newer")]) == [True]
+    assert await tier.set_many([item(real, soon - 500, "older")]) == [False]
