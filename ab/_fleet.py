@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import socket
 import sys
 import time
@@ -22,6 +21,8 @@ from typing import Any
 
 import psutil
 import structlog
+
+from workers.cli._run import stop_children
 
 log = structlog.get_logger(__name__)
 
@@ -184,20 +185,7 @@ def attach(stack: StackURLs, sim_url: str) -> Fleet:
 async def stop(fleet: Fleet, grace_s: float = 15.0) -> None:
     """SIGTERM every process the experiment started, SIGKILL after ``grace_s``; then drop
     the namespace's topics and the phase override."""
-    procs = fleet.procs
-    for proc in procs.values():
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs.values())), grace_s)
-    except TimeoutError:
-        for name, proc in procs.items():
-            if proc.returncode is None:
-                log.warning("ab_child_killed_after_grace", child=name, grace_s=grace_s)
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-        await asyncio.gather(*(p.wait() for p in procs.values()))
+    await stop_children(fleet.procs, grace_s)
     if fleet.owned:
         await _drop_namespace(fleet)
 

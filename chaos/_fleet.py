@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
+
+from workers.cli._status import Samples, parse, total
 
 CHILDREN = ("sim", "clock-a", "clock-b", "poller", "worker", "reader")
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def warmfleet_command() -> list[str]:
@@ -33,22 +33,6 @@ def warmfleet_command() -> list[str]:
     if found is None:
         raise RuntimeError("the `warmfleet` command is not installed (pip install -e .)")
     return [found]
-
-
-def parse(text: str) -> Samples:
-    out: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return out
-
-
-def total(samples: Samples, name: str, **match: str) -> float:
-    return sum(
-        value
-        for (sample, labels), value in samples.items()
-        if sample == name and all(dict(labels).get(k) == v for k, v in match.items())
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,8 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from chaos._fleet import Fleet, Samples, total
+from chaos._fleet import Fleet
+from workers.cli._status import Samples, total
 
 #: the reader paths the freshness probe asks for, one per venue
 PROBES = {"binance": "/v2/tickers/binance/BTC-USDT", "okx": "/v2/tickers/okx/ETH-USDT"}

@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import redis.asyncio as aioredis
 
-from chaos._fleet import Fleet, FleetConfig, total
+from chaos._fleet import Fleet, FleetConfig
 from chaos._load import ReaderLoad, WindowStats, window
 from chaos._measure import (
     PROBES,
@@ -33,6 +33,7 @@ from chaos._scenarios import Ctx, Say, Scenario
 from stack import StackConfig, StackError, up
 from stack._toxiproxy import Toxiproxy
 from topics.kafka import drop_namespace
+from workers.cli._status import total
 
 #: a read waits at most one L2 and one L3 deadline (tiers' timeout_s=0.1 each) plus the
 #: reader's own work on a loaded 2-core machine

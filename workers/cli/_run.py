@@ -172,7 +172,10 @@ async def _spawn(child: Child, logs: Path) -> asyncio.subprocess.Process:
         out.close()
 
 
-async def _stop(procs: dict[str, asyncio.subprocess.Process], grace_s: float = 15.0) -> None:
+async def stop_children(
+    procs: dict[str, asyncio.subprocess.Process], grace_s: float = 15.0
+) -> None:
+    """SIGTERM every child's process group, SIGKILL (logged) what is left after ``grace_s``."""
     for proc in procs.values():
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -311,7 +314,7 @@ async def _main(args: argparse.Namespace) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await load
         console.print("stopping children ...")
-        await _stop(procs)
+        await stop_children(procs)
         for name, proc in procs.items():
             console.print(f"{name:<7} exited {proc.returncode}")
     return 1 if died else 0
