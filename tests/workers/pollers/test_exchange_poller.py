@@ -187,8 +187,8 @@ async def test_non_retryable_errors_fail_at_once(
 async def test_the_poller_applies_the_configured_contract_limits(
     venue: str, poller_for: Factory
 ) -> None:
-    # WARMFLEET_CONTRACT_* reach the poller too: a window no real ticker fits in refuses all
-    tight = dataclasses.replace(FAST, limits=Limits(max_age_ms=1, max_ahead_ms=0))
+    # the contract's limits reach the poller too: a price band no market quotes refuses all
+    tight = dataclasses.replace(FAST, limits=Limits(min_price=1e-12, max_price=1e-9))
     strict = await poller_for(venue, tight).poll(make_job(venue, "tickers", ["BTC/USDT"]))
     assert strict.records == []
     assert [r.symbol for r in strict.rejected] == ["BTC/USDT"]
