@@ -14,7 +14,8 @@ phase takes effect within one new interval (09:30 open: the first 15 s warm come
 15 s after the open); switching to a slower one lets the pending faster warm happen first.
 That is why the interval a WarmJob carries is the one the TTL policy must cover
 (``TTLPolicy.ttl_for(..., warm_interval=job.interval_s)``): the next warm of that key comes
-within it. A clock that starts, or takes over the lease, fires every job at once.
+within it. A clock that takes the lead continues the schedule it finds on ``warm.jobs``
+(``schedules._takeover``).
 """
 
 from __future__ import annotations
@@ -171,8 +172,11 @@ def deadline_s(config: PhaseConfig, interval_s: float) -> float:
     return min(interval_s, config.deadline_s)
 
 
-def warm_job(config: PhaseConfig, firing: Firing, job_id: str) -> WarmJob:
-    """The WarmJob a firing publishes (``symbols`` empty = all active markets)."""
+def warm_job(
+    config: PhaseConfig, firing: Firing, job_id: str, *, fencing_token: int = 0
+) -> WarmJob:
+    """The WarmJob a firing publishes (``symbols`` empty = all active markets), stamped with
+    the issuing leader's ``fencing_token``."""
     issued = to_ms(firing.at)
     exchange = config.exchange(firing.exchange)
     return WarmJob(
@@ -184,6 +188,7 @@ def warm_job(config: PhaseConfig, firing: Firing, job_id: str) -> WarmJob:
         interval_s=firing.interval_s,
         issued_ms=issued,
         deadline_ms=issued + round(deadline_s(config, firing.interval_s) * 1000),
+        fencing_token=fencing_token,
     )
 
 

@@ -1,4 +1,4 @@
-"""`warmfleet phase set|show|clear` against the real Redis."""
+"""`warmfleet phase set|show|clear` against the real Kafka (``control.phase``)."""
 
 from __future__ import annotations
 
@@ -23,11 +23,19 @@ def phase(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_set_show_clear(redis_url: str, namespace: str) -> None:
-    env = {**os.environ, "WARMFLEET_REDIS_URL": redis_url, "WARMFLEET_NAMESPACE": namespace}
+def kafka_env(kafka_bootstrap: str, namespace: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "WARMFLEET_KAFKA_URL": f"kafka://{kafka_bootstrap}",
+        "WARMFLEET_NAMESPACE": namespace,
+    }
+
+
+def test_set_show_clear(kafka_bootstrap: str, namespace: str) -> None:
+    env = kafka_env(kafka_bootstrap, namespace)
     got = phase("set", "market_hours", "--for", "30m", "--json", env=env)
     assert got.returncode == 0, got.stderr
-    assert json.loads(got.stdout)["key"] == f"virt:v2:control:{namespace}phase_override"
+    assert json.loads(got.stdout)["topic"] == f"{namespace}control.phase"
     shown = json.loads(phase("show", "--json", env=env).stdout)
     assert shown["phase"] == "market_hours" and shown["source"] == "override"
     assert shown["intervals_s"]["tickers"] == 15.0
@@ -35,26 +43,27 @@ def test_set_show_clear(redis_url: str, namespace: str) -> None:
     assert 29 * 60_000 < shown["override_until_ms"] - time.time() * 1000 <= 30 * 60_000
     human = phase("show", env=env).stdout
     assert "source           override" in human and "override until" in human
+    assert "leader           none (no clock is in the election group)" in human
     cleared = phase("clear", env=env)
     assert cleared.stdout.strip() == "override cleared"
     assert json.loads(phase("show", "--json", env=env).stdout)["source"] == "calendar"
     assert phase("clear", env=env).stdout.strip() == "no override was set"
 
 
-def test_bad_arguments_are_refused(redis_url: str, namespace: str) -> None:
-    env = {**os.environ, "WARMFLEET_REDIS_URL": redis_url, "WARMFLEET_NAMESPACE": namespace}
+def test_bad_arguments_are_refused(kafka_bootstrap: str, namespace: str) -> None:
+    env = kafka_env(kafka_bootstrap, namespace)
     bad = phase("set", "lunch", env=env)
     assert bad.returncode == 2 and "invalid choice: 'lunch'" in bad.stderr
     bad = phase("set", "weekend", "--for", "soon", env=env)
     assert bad.returncode == 2 and "not a duration" in bad.stderr
 
 
-def test_show_at_a_time_needs_no_redis() -> None:
-    env = {**os.environ, "WARMFLEET_REDIS_URL": "redis://127.0.0.1:1/0"}
+def test_show_at_a_time_needs_no_kafka() -> None:
+    env = {**os.environ, "WARMFLEET_KAFKA_URL": "kafka://127.0.0.1:1"}
     got = phase("show", "--at", "2027-12-24T10:00", "--json", env=env)  # Christmas observed
     assert got.returncode == 0, got.stderr
     assert json.loads(got.stdout)["phase"] == "weekend"
     got = phase("show", "--at", "2026-12-24T10:00", "--json", env=env)  # an early close
     assert json.loads(got.stdout)["phase"] == "market_hours"
     down = phase("show", env=env)
-    assert down.returncode == 1 and "cannot read the phase override" in down.stderr
+    assert down.returncode == 1 and "cannot read" in down.stderr and "control.phase" in down.stderr
