@@ -61,7 +61,7 @@ def test_a_new_leader_continues_the_old_schedule_and_ramps_only_the_overdue() ->
     state = resolve(CONFIG, now)
     keys = jobs(CONFIG)
     # the old leader warmed every job in the last few seconds, spread over 12 s
-    last = {key: LastWarm(now - timedelta(seconds=12.5 - 2 * i), 15.0) for i, key in enumerate(keys)}
+    last = {k: LastWarm(now - timedelta(seconds=12.5 - 2 * i), 15.0) for i, k in enumerate(keys)}
     overdue = JobKey("okx", DataType.CANDLES)
     last[overdue] = LastWarm(now - timedelta(seconds=40), 30.0)
     del last[JobKey("okx", DataType.BOOKS)]  # never warmed
