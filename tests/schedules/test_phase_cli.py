@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import pytest
+
+from schedules import Phase, PhaseClock
+from tests._servers import PrivateServer, private_server
+from tests.schedules.conftest import Recorder, fast_config
+from topics import CONTROL_PHASE
+
+__all__ = ["private_server"]  # the fixture, imported to be used here
 
 pytestmark = pytest.mark.integration
 
@@ -67,3 +76,33 @@ def test_show_at_a_time_needs_no_kafka() -> None:
     assert json.loads(got.stdout)["phase"] == "market_hours"
     down = phase("show", env=env)
     assert down.returncode == 1 and "cannot read" in down.stderr and "control.phase" in down.stderr
+
+
+async def test_an_override_survives_a_redis_restart(
+    kafka_bootstrap: str,
+    namespace: str,
+    private_server: Callable[..., PrivateServer],
+    recorder: Recorder,
+) -> None:
+    """The fleet's Redis keeps nothing on disk: an override kept there was lost with it."""
+    redis = private_server("redis")  # ours alone: restarted below, the shared one never
+    env = {**kafka_env(kafka_bootstrap, namespace), "WARMFLEET_REDIS_URL": redis.url}
+    got = await asyncio.to_thread(phase, "set", "after_hours", "--for", "30m", env=env)
+    assert got.returncode == 0, got.stderr
+    redis.stop()
+    redis.start()  # same port, empty
+    shown = json.loads((await asyncio.to_thread(phase, "show", "--json", env=env)).stdout)
+    assert (shown["phase"], shown["source"]) == ("after_hours", "override")
+    # a clock started after the restart announces the override, not the calendar
+    config = fast_config(intervals={p: 2.0 for p in Phase})  # the calendar says weekend
+    clock = PhaseClock(config, bootstrap_servers=kafka_bootstrap, namespace=namespace)
+    stop = asyncio.Event()
+    task = asyncio.create_task(clock.run(stop))
+    topic = CONTROL_PHASE.named(namespace)
+    try:
+        await recorder.wait_for("the clock's first phase", lambda: recorder.values(topic))
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    first = recorder.values(topic)[0]
+    assert first.phase == "after_hours" and first.override_until_ms == shown["override_until_ms"]
