@@ -222,9 +222,14 @@ class PhaseClock:
             log.info("clock_suspended", owner=self.owner, token=self.election.token)
 
     def _rebalancing(self) -> bool:
-        """Suspended for less than a session timeout: wait for the group's answer."""
+        """Suspended by a rebalance that has not answered yet (for less than a session
+        timeout): wait for the group's answer before dropping the schedule."""
         at = self._suspended_at
-        return at is not None and time.monotonic() - at < self.election.session_timeout_s
+        return (
+            at is not None
+            and self.election.rebalancing
+            and time.monotonic() - at < self.election.session_timeout_s
+        )
 
     def _resume(self) -> None:
         self._suspended_at = None

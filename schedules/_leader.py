@@ -204,6 +204,7 @@ class ClockElection:
         self._producer: AIOKafkaProducer | None = None
         self._assigned = False
         self._was_leading = False  # through a rebalance: what the join metadata says
+        self.rebalancing = False  # between a revocation and the next assignment
         self._valid_until = 0.0  # monotonic
         self._claimed: int | None = None
         self.token: int | None = None
@@ -241,12 +242,14 @@ class ClockElection:
     # -- the group's callbacks ------------------------------------------------------------
 
     def revoked(self) -> None:
+        self.rebalancing = True
         self._was_leading = self._assigned
         self._assigned, self._valid_until = False, 0.0
         if self._was_leading and self._on_revoked is not None:
             self._on_revoked()
 
     async def assigned(self, assigned: Collection[TopicPartition]) -> None:
+        self.rebalancing = False
         self._was_leading = False
         self._assigned = self._tp in set(assigned)
         if self._assigned:
