@@ -16,11 +16,11 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from topics import MARKET_TICKERS, symbol_key
-from workers.agents import ensure_topics
+from topics.kafka import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOTSTRAP = os.environ.get("WARMFLEET_KAFKA_URL", "kafka://127.0.0.1:9092").split("://")[-1]
-T0 = 1_700_000_000_000
+T0 = (int(time.time()) - 600) * 1000  # the contract refuses data a day old
 
 
 def namespace() -> str:

@@ -46,7 +46,7 @@ from bench._agents_bench import (
     ticker,
 )  # fmt: skip
 from topics import ANALYSIS_SYMBOLS, MARKET_TICKERS, symbol_key
-from workers.agents import drop_namespace, ensure_topics
+from topics.kafka import drop_namespace, ensure_topics
 
 HISTOGRAM = "warmfleet_agent_event_to_tiers_seconds"
 

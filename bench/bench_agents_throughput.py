@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._agents_bench import BOOTSTRAP, namespace, preload, rate, spawn, stop
-from workers.agents import drop_namespace
+from topics.kafka import drop_namespace
 
 
 def free_port() -> int:

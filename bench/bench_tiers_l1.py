@@ -1,6 +1,9 @@
 """L1-hit ``get`` through the public async API, against cashews' ``mem://`` in the same run.
 
-Goal (issue 3): >= 1,000,000 gets/s per process and >= 10x cashews ``mem://``.
+Goals: >= 3,000,000 gets/s per process (issue 11; issue 3 asked 1 M) and >= 10x cashews
+``mem://``. Besides wall-clock rates it prints gets per CPU-second of this process
+(``time.process_time``): on a shared, busy machine the wall figure swings with what else
+runs, the CPU figure much less, so compare runs (before/after a change) by that one.
 
     .venv/bin/python bench/bench_tiers_l1.py [--rounds 5] [--gets 300000]
 """
@@ -21,13 +24,14 @@ from tiers import MultiTierCache
 KEYS = [f"virt:v2:market:ticker:15s:binance:S{i}/USDT" for i in range(1000)]
 
 
-async def rate(get: Callable[[str], Awaitable[Any]], n: int) -> float:
+async def rate(get: Callable[[str], Awaitable[Any]], n: int) -> tuple[float, float]:
+    """(gets per wall second, gets per CPU second of this process)."""
     keys = KEYS
     size = len(keys)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for i in range(n):
         await get(keys[i % size])
-    return n / (time.perf_counter() - started)
+    return n / (time.perf_counter() - started), n / max(time.process_time() - cpu, 1e-9)
 
 
 async def main(rounds: int, n: int) -> None:
@@ -42,16 +46,25 @@ async def main(rounds: int, n: int) -> None:
     assert (await ours.get(KEYS[3])).tier == "memory"  # type: ignore[union-attr]
     assert await theirs.get(KEYS[3]) is not None
 
-    ours_rates, theirs_rates = [], []
+    ours_rates, theirs_rates, ours_cpu, theirs_cpu = [], [], [], []
     for r in range(rounds):
-        ours_rates.append(await rate(ours.get, n))
-        theirs_rates.append(await rate(theirs.get, n // 10))
-        print(f"round {r + 1}: MultiTierCache L1 {ours_rates[-1]:>12,.0f} gets/s   "
-              f"cashews mem:// {theirs_rates[-1]:>10,.0f} gets/s")  # fmt: skip
+        wall, cpu = await rate(ours.get, n)
+        ours_rates.append(wall)
+        ours_cpu.append(cpu)
+        wall, cpu = await rate(theirs.get, n // 10)
+        theirs_rates.append(wall)
+        theirs_cpu.append(cpu)
+        print(f"round {r + 1}: MultiTierCache L1 {ours_rates[-1]:>12,.0f} gets/s "
+              f"({ours_cpu[-1]:>12,.0f}/cpu-s)   cashews mem:// {theirs_rates[-1]:>10,.0f} "
+              f"gets/s ({theirs_cpu[-1]:>10,.0f}/cpu-s)")  # fmt: skip
     a, b = statistics.median(ours_rates), statistics.median(theirs_rates)
+    ac, bc = statistics.median(ours_cpu), statistics.median(theirs_cpu)
     print(f"\nmedian of {rounds} rounds: MultiTierCache L1 {a:,.0f} gets/s, "
           f"cashews mem:// {b:,.0f} gets/s, ratio {a / b:.1f}x")  # fmt: skip
-    print(f"goal >= 1,000,000 gets/s: {'met' if a >= 1e6 else 'NOT met'}; "
+    print(f"per CPU-second: MultiTierCache L1 {ac:,.0f} gets, cashews mem:// {bc:,.0f} gets, "
+          f"ratio {ac / bc:.1f}x")  # fmt: skip
+    print(f"goal >= 3,000,000 gets/s: {'met' if a >= 3e6 else 'NOT met'} "
+          f"(per CPU-second: {'met' if ac >= 3e6 else 'NOT met'}); "
           f"goal >= 10x cashews: {'met' if a / b >= 10 else 'NOT met'}")  # fmt: skip
     await ours.close()
     await theirs.close()

@@ -25,7 +25,7 @@ from schedules._config import (
     parse_config,
 )
 from schedules._control import ClockError
-from schedules._kafka import ensure_topics
+from schedules._intervals import IntervalHistory
 from schedules._leader import Claim, ClockElection, pick_leader
 from schedules._overrides import OverrideLog, parse_override, read_latest
 from schedules._plan import (
@@ -56,6 +56,7 @@ __all__ = [
     "ClockError",
     "ExchangeWarm",
     "Firing",
+    "IntervalHistory",
     "JobKey",
     "LastWarm",
     "Override",
@@ -70,7 +71,6 @@ __all__ = [
     "deadline_s",
     "default_path",
     "effective_interval",
-    "ensure_topics",
     "jobs",
     "last_warms",
     "load_config",

@@ -76,8 +76,8 @@ class Sessions:
 class PhaseCalendar:
     """When each phase holds and how often each data type is re-warmed in it.
 
-    Build it with ``PhaseCalendar.load(path)`` (validated) or directly (tests). Every method
-    is a pure function of its arguments; time is always a parameter.
+    Build it with ``schedules.load_config(path).calendar`` (validated) or directly (tests).
+    Every method is a pure function of its arguments; time is always a parameter.
     """
 
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("America/New_York"))
@@ -86,13 +86,6 @@ class PhaseCalendar:
     holidays: frozenset[date] = frozenset()
     intervals_s: Mapping[Phase, float] = field(default_factory=lambda: dict(DEFAULT_INTERVALS_S))
     multipliers: Mapping[DataType, float] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, path: str | object) -> PhaseCalendar:
-        """The calendar part of a phases file; see ``schedules.load_config`` for the rest."""
-        from schedules._config import load_config
-
-        return load_config(path).calendar  # type: ignore[arg-type]
 
     # -- the phase rule -------------------------------------------------------------------
 

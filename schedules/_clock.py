@@ -31,7 +31,6 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from schedules import _metrics as metrics
 from schedules._config import PhaseConfig
-from schedules._kafka import ensure_topics, idempotent_producer
 from schedules._leader import ClockElection
 from schedules._overrides import PHASE_KEY, OverrideFollower
 from schedules._plan import (
@@ -48,6 +47,7 @@ from schedules._plan import (
 )
 from schedules._takeover import read_last_warms, takeover_dues
 from topics import ANALYSIS_OVERVIEW, CONTROL_CLOCK, CONTROL_PHASE, WARM_JOBS
+from topics.kafka import ensure_topics, start_producer
 from topics.records import MarketOverview
 
 log = structlog.get_logger(__name__)
@@ -127,12 +127,11 @@ class PhaseClock:
         stop = stop or asyncio.Event()
         await ensure_topics(
             self._bootstrap,
-            [WARM_JOBS, CONTROL_PHASE, CONTROL_CLOCK, ANALYSIS_OVERVIEW],
             self.namespace,
-            self._kafka_options,
+            [WARM_JOBS, CONTROL_PHASE, CONTROL_CLOCK, ANALYSIS_OVERVIEW],
+            kafka_options=self._kafka_options,
         )
-        self._producer = idempotent_producer(self._bootstrap, self._kafka_options)
-        await self._producer.start()
+        self._producer = await start_producer(self._bootstrap, self._kafka_options)
         tasks = [asyncio.create_task(self.overrides.run(), name="clock-overrides")]
         if self._watch_overview:
             tasks.append(asyncio.create_task(self._watch_volatility(), name="clock-volatility"))

@@ -25,7 +25,7 @@ FENCING_TOKEN = Gauge(
 )
 ERRORS = Counter(
     "warmfleet_clock_errors_total",
-    "clock operations that failed (publish, election, claim, override, overview)",
+    "clock operations that failed (publish, election, claim, override, overview, unconfirmed_lead)",
     ["kind"],
 )
 VOLATILITY_BOOST = Gauge(

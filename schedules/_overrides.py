@@ -121,10 +121,12 @@ class OverrideLog:
         self.topic = CONTROL_PHASE.named(namespace)
 
     async def _write(self, value: bytes) -> None:
-        from schedules._kafka import ensure_topics
+        from topics.kafka import ensure_topics
 
         # created with the catalog's settings: an auto-created topic would not be compacted
-        await ensure_topics(self._bootstrap, [CONTROL_PHASE], self._namespace, self._kafka_options)
+        await ensure_topics(
+            self._bootstrap, self._namespace, [CONTROL_PHASE], kafka_options=self._kafka_options
+        )
         producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
             **self._kafka_options,

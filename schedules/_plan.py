@@ -12,10 +12,15 @@ So a job never waits longer than the interval it last published: a key warmed at
 interval ``i`` is warmed again by ``t + i``, across every transition. Switching to a faster
 phase takes effect within one new interval (09:30 open: the first 15 s warm comes at most
 15 s after the open); switching to a slower one lets the pending faster warm happen first.
-That is why the interval a WarmJob carries is the one the TTL policy must cover
-(``TTLPolicy.ttl_for(..., warm_interval=job.interval_s)``): the next warm of that key comes
-within it. A clock that takes the lead continues the schedule it finds on ``warm.jobs``
-(``schedules._takeover``).
+The TTL side does not read the WarmJob (the agents that write the tiers consume market
+records, not jobs): it covers the interval ``control.phase`` publishes for the data type,
+``published_intervals`` -- the longest interval any exchange warms it at in the phase
+(``TTLPolicy`` via ``cache.set_many(..., warm_interval=...)``). That is never shorter than
+the ``interval_s`` of any job fired in the same state, so the next warm of every key comes
+within the interval its TTL covers. ``WarmJob.interval_s`` says which interval a job was
+fired under (for the poller's logs and whoever reads ``warm.jobs``); its ``deadline_ms``
+(at most one interval after ``issued_ms``) is what the poller acts on. A clock that takes
+the lead continues the schedule it finds on ``warm.jobs`` (``schedules._takeover``).
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ _NAMESPACES: list[str] = []
 
 
 def _drop_namespaces(bootstrap: str) -> None:
-    from workers.agents import drop_namespace
+    from topics.kafka import drop_namespace
 
     def run() -> None:
         try:

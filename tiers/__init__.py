@@ -10,6 +10,7 @@ hit = await cache.get(key, max_age=30)   # Hit(value, as_of, age, tier) or None
 from __future__ import annotations
 
 from tiers._breaker import BreakerState, CircuitBreaker
+from tiers._bus import Bus
 from tiers._direct import DirectCacheAdapter
 from tiers._envelope import DEFAULT_MAX_BYTES, Envelope, decode, encode
 from tiers._errors import (
@@ -27,6 +28,7 @@ from tiers._memory import MemoryTier
 from tiers._multi import MultiTierCache
 from tiers._protocol import StoreItem, Tier
 from tiers._redis import RedisTier
+from tiers._redis_bus import RedisBus
 from tiers._ttl import LEVELS, TierLevel, TTLPolicy
 from tiers._urls import tier_from_url
 
@@ -34,6 +36,7 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "LEVELS",
     "BreakerState",
+    "Bus",
     "CacheError",
     "CacheUnavailable",
     "CircuitBreaker",
@@ -45,6 +48,7 @@ __all__ = [
     "MemcachedTier",
     "MemoryTier",
     "MultiTierCache",
+    "RedisBus",
     "RedisTier",
     "StoreItem",
     "TTLPolicy",

@@ -2,24 +2,28 @@
 
 Wire form (one JSON object, ``a`` first so the Redis script can read it without decoding)::
 
-    {"a": as_of_ms, "e": expires_at_ms, "w": written_at_ms, "s": source, "x": schema, "v": value}
+    {"a": as_of_ms, "e": expires_at_ms, ["f": fresh_until_ms,] "w": written_at_ms,
+     "s": source, "x": schema, "v": value}
 
 ``e`` is when the copy in *that* tier expires (wall clock, ms; 0 = unknown). It lets a read
 promote a lower-tier hit upward with a TTL no longer than what is left at the source
-without a second round trip (PTTL / ``mg t``). The body after ``e`` is encoded once per
-write and shared by every tier; only the short head differs. Never pickle.
+without a second round trip (PTTL / ``mg t``). ``f`` is when the copy stops being fresh: the
+deepest tier keeps a copy past its fresh TTL for a stale window (``TTLPolicy.stale_s``),
+served only to a reader that accepts stale data; without ``f`` a copy is fresh until it
+expires. The body after the head is encoded once per write and shared by every tier; only
+the short head differs. Never pickle.
 """
 
 from __future__ import annotations
 
 import decimal
-import time
 from typing import Any, NamedTuple
 
 import orjson
 import structlog
 
 from tiers._errors import CorruptEntry, UnencodableValue, ValueTooLarge
+from topics import now_ms as now_ms  # the one clock of the records' unit (ms)
 
 _log = structlog.get_logger(__name__)
 
@@ -41,10 +45,6 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"type {type(obj).__name__} is not JSON-able")
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def as_of_ms(as_of: float | int) -> int:
     """Exchange time in ms; accepts int/float ms (the records' unit)."""
     if isinstance(as_of, bool) or not isinstance(as_of, (int, float)):
@@ -63,12 +63,20 @@ class Envelope(NamedTuple):
     source: str = ""
     schema: str = SCHEMA
     expires_at: int = 0  # ms wall clock when the copy this came from expires; 0 = unknown
+    fresh_until: int = 0  # ms wall clock when that copy stops being fresh; 0 = when it expires
 
     def remaining_s(self, now: int | None = None) -> float | None:
         """Seconds left at the source tier, or None when unknown."""
         if not self.expires_at:
             return None
         return (self.expires_at - (now_ms() if now is None else now)) / 1000.0
+
+    def fresh_s(self, now: int | None = None) -> float | None:
+        """Seconds the copy stays fresh (negative: stale for that long), None when unknown."""
+        until = self.fresh_until or self.expires_at
+        if not until:
+            return None
+        return (until - (now_ms() if now is None else now)) / 1000.0
 
     def with_expiry(self, expires_at: int) -> Envelope:
         return self._replace(expires_at=expires_at)
@@ -83,11 +91,13 @@ class Body:
         self.as_of = as_of
         self.tail = tail  # b'"w":...,"v":...}'
 
-    def for_tier(self, expires_at: int) -> bytes:
+    def for_tier(self, expires_at: int, fresh_until: int = 0) -> bytes:
+        if fresh_until:
+            return b'{"a":%d,"e":%d,"f":%d,%b' % (self.as_of, expires_at, fresh_until, self.tail)
         return b'{"a":%d,"e":%d,%b' % (self.as_of, expires_at, self.tail)
 
     def __len__(self) -> int:
-        return len(self.tail) + 40
+        return len(self.tail) + 60  # the head, with "f"
 
 
 def encode_body(
@@ -122,7 +132,7 @@ def encode(envelope: Envelope, key: str = "?", max_bytes: int = DEFAULT_MAX_BYTE
         schema=envelope.schema,
         max_bytes=max_bytes,
     )
-    return body.for_tier(envelope.expires_at)
+    return body.for_tier(envelope.expires_at, envelope.fresh_until)
 
 
 def decode(data: bytes | bytearray | memoryview | str) -> Envelope:
@@ -130,8 +140,9 @@ def decode(data: bytes | bytearray | memoryview | str) -> Envelope:
     try:
         obj = orjson.loads(data)
         return Envelope(
-            obj["v"], int(obj["a"]), int(obj["w"]), str(obj["s"]), str(obj["x"]), int(obj["e"])
-        )
+            obj["v"], int(obj["a"]), int(obj["w"]), str(obj["s"]), str(obj["x"]), int(obj["e"]),
+            int(obj.get("f", 0)),
+        )  # fmt: skip
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         head = data[:60] if isinstance(data, (bytes, str)) else bytes(data[:60])
         raise CorruptEntry(f"not a warmfleet envelope: {head!r}") from exc

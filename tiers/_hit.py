@@ -15,13 +15,15 @@ class Hit:
     """A cached value with its metadata: where it came from and how old it is.
 
     ``age`` is seconds from the exchange time ``as_of`` to now, computed when read (pass a
-    float to pin it). L1 keeps one ``Hit`` per entry and returns it as is, so the hit path
-    allocates nothing: treat hits as read-only.
+    float to pin it). ``stale`` is True for a copy past its fresh TTL, returned only to a
+    reader that accepted it (``max_stale``, stale-if-error); L1 never holds one. L1 keeps
+    one ``Hit`` per entry and returns it as is, so the hit path allocates nothing: treat
+    hits as read-only.
     """
 
     __slots__ = (
-        "_age", "as_of", "deadline", "expires_at", "schema", "source", "tier", "value",
-        "written_at",
+        "_age", "as_of", "deadline", "expires_at", "schema", "source", "stale", "tier",
+        "value", "written_at",
     )  # fmt: skip
 
     def __init__(
@@ -34,6 +36,7 @@ class Hit:
         source: str = "",
         schema: str = "",
         expires_at: int = 0,
+        stale: bool = False,
     ) -> None:
         self.value = value
         self.as_of = as_of
@@ -43,6 +46,7 @@ class Hit:
         self.source = source
         self.schema = schema
         self.expires_at = expires_at
+        self.stale = stale
         self.deadline = 0.0  # L1 only: monotonic time the entry expires
 
     @property
@@ -62,7 +66,8 @@ class Hit:
 
     def __repr__(self) -> str:
         return (
-            f"Hit(value={self.value!r}, as_of={self.as_of}, age={self.age:.3f}, tier={self.tier!r})"
+            f"Hit(value={self.value!r}, as_of={self.as_of}, age={self.age:.3f}, "
+            f"tier={self.tier!r}, stale={self.stale})"
         )
 
     def __eq__(self, other: object) -> bool:

@@ -15,10 +15,12 @@ written faster than we can compare — the newer writers' values stay).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import aiomcache
 import structlog
@@ -46,6 +48,19 @@ def stored_as_of(raw: bytes) -> int:
 def exptime(ttl_s: float) -> int:
     """Memcached wants whole seconds; 0 would mean 'never', so at least 1."""
     return max(1, math.ceil(ttl_s))
+
+
+_DRIVER_ERRORS = (OSError, EOFError, asyncio.IncompleteReadError, ValueError)
+_CONNECTION_LOST = (ConnectionError, EOFError, asyncio.IncompleteReadError)
+
+
+@contextlib.contextmanager
+def _mapped(op: str) -> Iterator[None]:
+    """The one place socket and protocol errors become ``CacheUnavailable``."""
+    try:
+        yield
+    except _DRIVER_ERRORS as exc:
+        raise CacheUnavailable("memcached", op, type(exc).__name__) from exc
 
 
 class _Abandoned(ConnectionError):
@@ -88,9 +103,6 @@ class MemcachedTier(EnvelopeDecoder):
     def __repr__(self) -> str:
         return f"MemcachedTier(servers={list(self.servers)!r})"
 
-    def server_for(self, key: str) -> str:
-        return self.servers[self._ring.index_for(key.encode())]
-
     def _group(self, keys: Sequence[str]) -> dict[int, list[int]]:
         """server index -> positions in ``keys``."""
         if len(self.servers) == 1:
@@ -114,21 +126,37 @@ class MemcachedTier(EnvelopeDecoder):
         finally:
             pool.release(conn)
 
+    async def _once_more(self, index: int, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """``fn(*args)`` on server ``index``; once more on a fresh connection if a pooled one
+        turned out dead (the server restarted or dropped idle clients). The idle ones died
+        with it, so they go first. Every call is safe to repeat: gets, deletes, and the
+        monotonic gets/cas (a value already written compares equal)."""
+        try:
+            await fn(*args)
+        except MemcachedProtocolError:
+            raise  # the server answered, with garbage: a retry would not help
+        except _CONNECTION_LOST as exc:
+            log.info("memcached_connection_lost_retrying", server=self.servers[index],
+                     error=type(exc).__name__)  # fmt: skip
+            await self._clients[index]._pool.clear()
+            await fn(*args)
+
     # ---- reads ----------------------------------------------------------------------
 
     async def get_many(self, keys: Sequence[str]) -> list[Envelope | None]:
         out: list[Envelope | None] = [None] * len(keys)
         groups = self._group(keys)
-        try:
+        with _mapped("get"):
             if len(groups) == 1:  # one server: no gather, no extra task
                 for i, positions in groups.items():
-                    await self._get_on(i, keys, positions, out)
+                    await self._once_more(i, self._get_on, i, keys, positions, out)
             else:
                 await asyncio.gather(
-                    *(self._get_on(i, keys, positions, out) for i, positions in groups.items())
+                    *(
+                        self._once_more(i, self._get_on, i, keys, positions, out)
+                        for i, positions in groups.items()
+                    )
                 )
-        except (OSError, EOFError, asyncio.IncompleteReadError, ValueError) as exc:
-            raise CacheUnavailable(self.name, "get", type(exc).__name__) from exc
         return out
 
     async def _get_on(
@@ -156,15 +184,13 @@ class MemcachedTier(EnvelopeDecoder):
     async def set_many(self, items: Sequence[StoreItem]) -> list[bool]:
         out = [False] * len(items)
         keys = [item.key for item in items]
-        try:
+        with _mapped("set"):
             await asyncio.gather(
                 *(
-                    self._set_on(i, items, positions, out)
+                    self._once_more(i, self._set_on, i, items, positions, out)
                     for i, positions in self._group(keys).items()
                 )
             )
-        except (OSError, EOFError, asyncio.IncompleteReadError, ValueError) as exc:
-            raise CacheUnavailable(self.name, "set", type(exc).__name__) from exc
         return out
 
     async def _set_on(
@@ -191,7 +217,7 @@ class MemcachedTier(EnvelopeDecoder):
                     cur = current.get(bkey)
                     if cur is not None and stored_as_of(cur[0]) > item.body.as_of:
                         continue  # a newer value is there: refuse, out[p] stays False
-                    data = item.body.for_tier(item.expires_at)
+                    data = item.encoded()
                     exp = exptime(item.ttl_s)
                     if cur is None:
                         commands.append(b"add %b 0 %d %d\r\n%b\r\n" % (bkey, exp, len(data), data))
@@ -228,12 +254,13 @@ class MemcachedTier(EnvelopeDecoder):
                 log.info("memcached_cas_gave_up", keys=len(pending), retries=self.max_cas_retries)
 
     async def delete_many(self, keys: Sequence[str]) -> None:
-        try:
+        with _mapped("delete"):
             await asyncio.gather(
-                *(self._delete_on(i, keys, positions) for i, positions in self._group(keys).items())
+                *(
+                    self._once_more(i, self._delete_on, i, keys, positions)
+                    for i, positions in self._group(keys).items()
+                )
             )
-        except (OSError, EOFError, asyncio.IncompleteReadError, ValueError) as exc:
-            raise CacheUnavailable(self.name, "delete", type(exc).__name__) from exc
 
     async def _delete_on(self, index: int, keys: Sequence[str], positions: list[int]) -> None:
         wanted = list(dict.fromkeys(keys[p].encode() for p in positions))

@@ -1,10 +1,19 @@
-"""Per-tier counters as plain ints, exported to Prometheus lazily.
+"""Per-tier counters and whole-read outcomes as plain ints, exported to Prometheus lazily.
 
 The hit path must stay tiny, so nothing here runs per L1 read: caches count in plain
 attributes and ONE module-level collector sums every live cache (plus the totals of closed
 ones) when Prometheus scrapes. Many caches in one process therefore never collide on
 metric registration. Latency is observed for L2/L3 calls only; an L1 hit is a dict lookup
 and timing it would cost more than the lookup.
+
+Whole reads (the seed's table): every read ends in exactly one outcome — answered by
+``l1``, ``l2``, ``l3``, ``stale`` (a copy past its fresh TTL, accepted by the reader) or
+``miss`` — so the shares of ``warmfleet_cache_reads_total{outcome}`` sum to 100 %.
+``warmfleet_cache_read_seconds`` times each read below L1 from the miss to its answer; L1
+hits are added to its first bucket (10 us) when scraped — an L1 hit takes well under
+one microsecond, and timing each would cost more than the hit. ``read_summary()`` and
+``summarize_text()`` turn these into shares, p50/p95/p99 and the error rate for
+``warmfleet status``.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ import bisect
 import math
 import weakref
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from prometheus_client import REGISTRY
@@ -25,6 +34,108 @@ LATENCY_BUCKETS: tuple[float, ...] = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, math.inf,
 )  # fmt: skip
 COUNTERS = ("hits", "misses", "errors", "promotions", "skipped", "writes", "stale")
+#: what a whole read ended as, shallow to deep; the shares of all reads sum to 1
+OUTCOMES = ("l1", "l2", "l3", "stale", "miss")
+#: seconds; upper bounds of the whole-read histogram (the last is +Inf)
+READ_BUCKETS: tuple[float, ...] = (
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1.0, math.inf,
+)  # fmt: skip
+
+
+class ReadStats:
+    """Outcomes, latency and errors of whole reads (``MultiTierCache.get``)."""
+
+    __slots__ = ("buckets", "counts", "errors", "latency_sum")
+
+    def __init__(self) -> None:
+        self.counts = dict.fromkeys(OUTCOMES, 0)
+        self.buckets = [0] * len(READ_BUCKETS)
+        self.latency_sum = 0.0
+        self.errors = 0  # reads during which a tier they needed failed
+
+    def record(self, outcome: str, seconds: float) -> None:
+        self.counts[outcome] += 1
+        self.buckets[bisect.bisect_left(READ_BUCKETS, seconds)] += 1
+        self.latency_sum += seconds
+
+    def add(self, other: ReadStats) -> None:
+        for outcome, n in other.counts.items():
+            self.counts[outcome] += n
+        self.buckets = [a + b for a, b in zip(self.buckets, other.buckets, strict=True)]
+        self.latency_sum += other.latency_sum
+        self.errors += other.errors
+
+    def with_l1_hits(self, hits: int) -> ReadStats:
+        """A copy with ``hits`` L1 hits added (in the first latency bucket)."""
+        out = ReadStats()
+        out.add(self)
+        out.counts["l1"] += hits
+        out.buckets[0] += hits
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        acc, cumulative = 0, []
+        for bound, count in zip(READ_BUCKETS, self.buckets, strict=True):
+            acc += count
+            cumulative.append((bound, float(acc)))
+        return summarize_reads(self.counts, cumulative, self.errors)
+
+
+def summarize_reads(
+    counts: Mapping[str, float], cumulative: Sequence[tuple[float, float]], errors: float
+) -> dict[str, Any]:
+    """``{"reads", "shares": {outcome: fraction}, "p50_ms", "p95_ms", "p99_ms", "errors",
+    "error_rate"}`` from outcome counts and a cumulative histogram ((upper bound s, count)
+    pairs, ascending, the last +Inf). Quantiles interpolate inside a bucket, as
+    Prometheus' ``histogram_quantile`` does; None without reads."""
+    total = float(sum(counts.get(o, 0) for o in OUTCOMES))
+    out: dict[str, Any] = {
+        "reads": int(total),
+        "shares": {o: (counts.get(o, 0) / total if total else None) for o in OUTCOMES},
+        "errors": int(errors),
+        "error_rate": errors / total if total else None,
+    }
+    for name, q in (("p50_ms", 0.50), ("p95_ms", 0.95), ("p99_ms", 0.99)):
+        out[name] = _quantile(q, cumulative) * 1000 if cumulative and cumulative[-1][1] else None
+    return out
+
+
+def _quantile(q: float, cumulative: Sequence[tuple[float, float]]) -> float:
+    rank = q * cumulative[-1][1]
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in cumulative:
+        if count >= rank:
+            if math.isinf(bound):
+                return lower_bound  # beyond the last finite bucket: its bound, as Prometheus
+            if count == lower_count:
+                return bound
+            return lower_bound + (bound - lower_bound) * (rank - lower_count) / (
+                count - lower_count
+            )
+        lower_bound, lower_count = bound, count
+    return lower_bound
+
+
+def summarize_text(text: str) -> dict[str, Any]:
+    """``summarize_reads`` of one process's ``/metrics`` text (what ``warmfleet status``
+    scrapes); sum several processes by concatenating their texts' samples first."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    counts: dict[str, float] = {}
+    buckets: dict[float, float] = {}
+    errors = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "warmfleet_cache_reads_total":
+                outcome = sample.labels.get("outcome", "")
+                counts[outcome] = counts.get(outcome, 0.0) + sample.value
+            elif sample.name == "warmfleet_cache_read_seconds_bucket":
+                bound = float(sample.labels["le"])
+                buckets[bound] = buckets.get(bound, 0.0) + sample.value
+            elif sample.name == "warmfleet_cache_read_errors_total":
+                errors += sample.value
+    return summarize_reads(counts, sorted(buckets.items()), errors)
 
 
 class TierStats:
@@ -80,9 +191,28 @@ class MetricSource(Protocol):
         """(tier name, its stats, breaker open?) per tier."""
         ...
 
+    def read_stats(self) -> ReadStats:
+        """Whole reads so far, L1 hits included."""
+        ...
+
 
 _sources: weakref.WeakSet[Any] = weakref.WeakSet()
 _retired: dict[str, TierStats] = {}
+_retired_reads = ReadStats()
+
+
+def read_summary() -> dict[str, Any]:
+    """Shares of all reads (l1, l2, l3, stale, miss), p50/p95/p99 ms and the error rate,
+    over every cache of this process (closed ones included)."""
+    return _read_totals().summary()
+
+
+def _read_totals() -> ReadStats:
+    totals = ReadStats()
+    totals.add(_retired_reads)
+    for source in list(_sources):
+        totals.add(source.read_stats())
+    return totals
 
 
 def track(source: MetricSource) -> None:
@@ -94,6 +224,7 @@ def retire(source: MetricSource) -> None:
     if source in _sources:
         for tier, stats, _open in source.metric_rows():
             _retired.setdefault(tier, TierStats()).add(stats)
+        _retired_reads.add(source.read_stats())
         _sources.discard(source)
 
 
@@ -136,6 +267,32 @@ class _CacheCollector(Collector):
         yield from families.values()
         yield latency
         yield open_gauge
+        yield from _read_families(_read_totals())
+
+
+def _read_families(reads: ReadStats) -> Iterator[Any]:
+    outcomes = CounterMetricFamily(
+        "warmfleet_cache_reads", "Whole reads by what answered them (l1, l2, l3, stale, miss)",
+        labels=["outcome"],
+    )  # fmt: skip
+    for outcome in OUTCOMES:
+        outcomes.add_metric([outcome], reads.counts[outcome])
+    yield outcomes
+    cumulative, acc = [], 0
+    for bound, count in zip(READ_BUCKETS, reads.buckets, strict=True):
+        acc += count
+        cumulative.append(("+Inf" if math.isinf(bound) else repr(bound), acc))
+    latency = HistogramMetricFamily(
+        "warmfleet_cache_read_seconds",
+        "Whole-read latency; L1 hits are counted in the first bucket, untimed",
+    )
+    latency.add_metric([], cumulative, reads.latency_sum)
+    yield latency
+    errors = CounterMetricFamily(
+        "warmfleet_cache_read_errors", "Reads during which a tier they needed failed"
+    )
+    errors.add_metric([], reads.errors)
+    yield errors
 
 
 COLLECTOR = _CacheCollector()

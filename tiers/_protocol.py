@@ -15,12 +15,18 @@ from tiers._ttl import TierLevel
 
 class StoreItem(NamedTuple):
     """One monotonic write: store ``body`` under ``key`` for ``ttl_s`` unless the tier holds a
-    newer ``as_of``. ``expires_at`` (wall ms) is written into the envelope head."""
+    newer ``as_of``. ``expires_at`` and ``fresh_until`` (wall ms; 0 = fresh until it
+    expires) are written into the envelope head."""
 
     key: str
     body: Body
     ttl_s: float
     expires_at: int
+    fresh_until: int = 0
+
+    def encoded(self) -> bytes:
+        """The envelope bytes this tier stores."""
+        return self.body.for_tier(self.expires_at, self.fresh_until)
 
 
 @runtime_checkable

@@ -11,15 +11,15 @@ pipeline; a server that lost its script cache (restart, failover, ``SCRIPT FLUSH
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -31,7 +31,11 @@ from tiers._protocol import StoreItem
 from tiers._ttl import TierLevel
 from topics import ConfigError
 
+if TYPE_CHECKING:
+    from tiers._redis_bus import RedisBus
+
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 # KEYS[i] gets ARGV[3i-2] (envelope) with PX ARGV[3i] unless it holds an as_of newer than
 # ARGV[3i-1]. Per key: 1 stored, 0 kept a newer value, or the error text (e.g. WRONGTYPE: the
@@ -66,6 +70,20 @@ MAX_KEYS_PER_SCRIPT = 256
 MAX_BYTES_PER_SCRIPT = 1 << 20
 
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (redis_errors.RedisError, OSError, EOFError)
+#: a connection that is gone (not a slow or refusing server): worth one retry on a fresh one
+CONNECTION_LOST: tuple[type[BaseException], ...] = (
+    redis_errors.ConnectionError, ConnectionError, EOFError,
+)  # fmt: skip
+
+
+@contextlib.contextmanager
+def mapped(tier: str, op: str) -> Iterator[None]:
+    """The one place redis-py's errors become ``CacheUnavailable`` (as httpx's
+    ``map_httpcore_exceptions`` does for httpcore)."""
+    try:
+        yield
+    except DRIVER_ERRORS as exc:
+        raise CacheUnavailable(tier, op, type(exc).__name__) from exc
 
 
 class RedisTier(EnvelopeDecoder):
@@ -87,7 +105,6 @@ class RedisTier(EnvelopeDecoder):
         self.cluster = cluster
         self.max_keys_per_script = max_keys_per_script
         self.corrupt = 0
-        self._subscriber: Redis | None = None
         no_retry = Retry(NoBackoff(), 0)  # the cache's breaker decides about retrying
         self.client: Redis | RedisCluster
         if cluster:
@@ -109,45 +126,64 @@ class RedisTier(EnvelopeDecoder):
     def __repr__(self) -> str:
         return f"RedisTier(cluster={self.cluster})"  # the URL may hold a password
 
+    async def _reconnect(self, op: str, exc: BaseException) -> None:
+        """A pooled connection died (the server restarted, failed over, or dropped idle
+        clients): drop the idle ones, which died with it, so the one retry gets a fresh
+        connection instead of the next dead one."""
+        log.info("redis_connection_lost_retrying", op=op, error=type(exc).__name__)
+        if not isinstance(self.client, RedisCluster):  # the cluster client re-resolves nodes
+            await self.client.connection_pool.disconnect(inuse_connections=False)
+
+    async def _call(self, op: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """``fn()`` with driver errors mapped; once more on a fresh connection if a pooled
+        one turned out dead. Every call is safe to repeat: reads, deletes, and the monotonic
+        set script (a value already written compares equal) — a restarted server must not
+        cost the first batch after it (issue 12)."""
+        with mapped(self.name, op):
+            try:
+                return await fn()
+            except CONNECTION_LOST as exc:
+                await self._reconnect(op, exc)
+                return await fn()
+
     async def get_many(self, keys: Sequence[str]) -> list[Envelope | None]:
-        try:
-            if isinstance(self.client, RedisCluster):
-                raw = await self.client.mget_nonatomic(list(keys))
-            else:
-                raw = await self.client.mget(list(keys))
-        except DRIVER_ERRORS as exc:
-            raise CacheUnavailable(self.name, "get", type(exc).__name__) from exc
+        raw = await self._call("get", lambda: self._mget(keys))
         return [None if r is None else self._decode(k, r) for k, r in zip(keys, raw, strict=True)]
 
+    async def _mget(self, keys: Sequence[str]) -> list[Any]:
+        if isinstance(self.client, RedisCluster):
+            return list(await self.client.mget_nonatomic(list(keys)))
+        return list(await self.client.mget(list(keys)))
+
     async def set_many(self, items: Sequence[StoreItem]) -> list[bool]:
-        out = [False] * len(items)
         if not items:
-            return out
+            return []
+        return await self._call("set", lambda: self._set_many(items))
+
+    async def _set_many(self, items: Sequence[StoreItem]) -> list[bool]:
+        out = [False] * len(items)
         pending = self._chunks(items)
-        try:
-            for _attempt in range(2):
-                results = await self._eval_chunks(items, pending)
-                retry = []
-                for chunk, result in zip(pending, results, strict=True):
-                    if isinstance(result, redis_errors.NoScriptError):
-                        retry.append(chunk)
-                    elif isinstance(result, redis_errors.ResponseError):
-                        # the server refused this call (not a lost connection): its keys are
-                        # not written, the tier stays healthy — as a refused key always was
-                        log.warning(
-                            "redis_set_refused", key=items[chunk[0]].key, keys=len(chunk),
-                            error=str(result),
-                        )  # fmt: skip
-                    elif isinstance(result, BaseException):
-                        raise result
-                    else:
-                        self._settle(items, chunk, result, out)
-                if not retry:
-                    break
-                await self.client.script_load(SET_IF_NEWER)
-                pending = retry
-        except DRIVER_ERRORS as exc:
-            raise CacheUnavailable(self.name, "set", type(exc).__name__) from exc
+        for _attempt in range(2):  # again once after a server that lost its scripts
+            results = await self._eval_chunks(items, pending)
+            retry = []
+            for chunk, result in zip(pending, results, strict=True):
+                if isinstance(result, redis_errors.NoScriptError):
+                    retry.append(chunk)
+                elif isinstance(result, redis_errors.ResponseError):
+                    # the server refused this call (not a lost connection): its keys are
+                    # not written, the tier stays healthy — as a refused key always was
+                    log.warning(
+                        "redis_set_refused", key=items[chunk[0]].key, keys=len(chunk),
+                        error=str(result),
+                    )  # fmt: skip
+                elif isinstance(result, BaseException):
+                    raise result
+                else:
+                    self._settle(items, chunk, result, out)
+            if not retry:
+                break
+            await self.client.script_load(SET_IF_NEWER)
+            pending = retry
         return out
 
     def _chunks(self, items: Sequence[StoreItem]) -> list[list[int]]:
@@ -184,7 +220,7 @@ class RedisTier(EnvelopeDecoder):
             for p in chunk:
                 item = items[p]
                 args += (
-                    item.body.for_tier(item.expires_at),
+                    item.encoded(),
                     item.body.as_of,
                     max(1, math.ceil(item.ttl_s * 1000)),
                 )
@@ -208,44 +244,30 @@ class RedisTier(EnvelopeDecoder):
                 log.warning("redis_set_refused", key=items[p].key, error=str(error))
 
     async def delete_many(self, keys: Sequence[str]) -> None:
-        try:
-            if isinstance(self.client, RedisCluster):
-                pipe = self.client.pipeline()
-                for key in keys:
-                    pipe.delete(key)
-                await pipe.execute()
-            else:
-                await self.client.delete(*keys)
-        except DRIVER_ERRORS as exc:
-            raise CacheUnavailable(self.name, "delete", type(exc).__name__) from exc
+        await self._call("delete", lambda: self._delete(keys))
 
-    async def publish(self, channel: str, message: bytes) -> None:
-        try:
-            await self.client.publish(channel, message)
-        except DRIVER_ERRORS as exc:
-            raise CacheUnavailable(self.name, "publish", type(exc).__name__) from exc
-
-    def pubsub(self) -> PubSub:
-        """A pub/sub connection. In a cluster, PUBLISH reaches every node, so one plain
-        connection to a seed node hears all channels (redis-py's cluster pub/sub does not
-        cope with our reconnect loop)."""
+    async def _delete(self, keys: Sequence[str]) -> None:
         if isinstance(self.client, RedisCluster):
-            if self._subscriber is None:
-                self._subscriber = Redis.from_url(self.url, retry=Retry(NoBackoff(), 0))
-            return self._subscriber.pubsub()
-        return self.client.pubsub()
+            pipe = self.client.pipeline()
+            for key in keys:
+                pipe.delete(key)
+            await pipe.execute()
+        else:
+            await self.client.delete(*keys)
+
+    def bus(self, channel: str) -> RedisBus:
+        """The invalidation bus over this server's (or cluster's) pub/sub."""
+        from tiers._redis_bus import RedisBus  # it builds on this module's error mapping
+
+        return RedisBus(self.client, channel, self.url)
 
     async def pttl_ms(self, key: str) -> int:
         """Milliseconds left for ``key`` (-2 absent, -1 no expiry); for tests and tools."""
-        try:
+        with mapped(self.name, "pttl"):
             return int(await self.client.pttl(key))
-        except DRIVER_ERRORS as exc:
-            raise CacheUnavailable(self.name, "pttl", type(exc).__name__) from exc
 
     async def close(self) -> None:
         try:
-            if self._subscriber is not None:
-                await self._subscriber.aclose()
             await self.client.aclose()
         except DRIVER_ERRORS:
             log.debug("redis_close_failed")

@@ -41,6 +41,18 @@ DEFAULT_BASE_S: Mapping[DataType, tuple[float, float, float]] = {
     DataType.DEFAULT: (30.0, 60.0, 300.0),
 }
 
+#: seconds the deepest tier keeps a copy past its fresh TTL, served only as stale
+#: (``max_stale``, stale-if-error); at least an hour for market data
+DEFAULT_STALE_S: Mapping[DataType, float] = {
+    DataType.TICKERS: 3600.0,
+    DataType.BOOKS: 3600.0,
+    DataType.CANDLES: 3600.0,
+    DataType.OVERVIEW: 3600.0,
+    DataType.SIGNALS: 3600.0,
+    DataType.VOLATILITY: 3600.0,
+    DataType.DEFAULT: 3600.0,
+}
+
 _Row = tuple[float, float, float]  # base, floor, ceiling (seconds)
 _LevelRow = tuple[TierLevel, float, float, float]
 
@@ -59,6 +71,9 @@ class TTLPolicy:
     ``volatility`` is the symbol's EWMA volatility of log returns (a fraction: 0.01 = 1 %);
     ``k`` sets how fast TTLs shrink as it rises (k=25: 1 % -> x0.78, 4 % -> x0.37).
     ``access_weight`` > 1 keeps hot keys longer, < 1 shorter (clamped to [0.25, 4]).
+    ``stale_s`` (seconds, per data type or one figure for all) is how long the deepest tier
+    keeps a copy after its fresh TTL, for readers that accept stale data; every TTL here,
+    and the warm-coverage rule, is about the fresh TTL.
     """
 
     base_s: Mapping[DataType, tuple[float, float, float]] = field(
@@ -67,6 +82,7 @@ class TTLPolicy:
     clamp_s: Mapping[TierLevel, tuple[float, float]] = field(
         default_factory=lambda: dict(DEFAULT_CLAMP_S)
     )
+    stale_s: Mapping[DataType, float] | float = field(default_factory=lambda: dict(DEFAULT_STALE_S))
     k: float = 25.0
     jitter: float = 0.10
     #: the deepest tier must outlive warm_interval * (1 + grace_ratio), and at least + grace_min_s
@@ -95,18 +111,22 @@ class TTLPolicy:
         for level, (lo, hi) in self.clamp_s.items():
             if not 0 < lo <= hi:
                 raise ConfigError(f"ttl.clamp.{level}", (lo, hi), "needs 0 < floor <= ceiling")
+        windows = self.stale_s.values() if isinstance(self.stale_s, Mapping) else [self.stale_s]
+        if any(not 0 <= w < math.inf for w in windows):
+            raise ConfigError("ttl.stale_s", self.stale_s, "needs finite seconds >= 0")
+
+    def stale_for(self, data_type: DataType | str) -> float:
+        """The stale window (seconds) of ``data_type``."""
+        if not isinstance(self.stale_s, Mapping):
+            return float(self.stale_s)
+        window = self.stale_s.get(DataType.parse(str(data_type)))
+        if window is None:
+            window = self.stale_s.get(DataType.DEFAULT, 0.0)
+        return float(window)
 
     def coverage_s(self, warm_interval: float) -> float:
         """The least TTL that keeps a warmed key alive until the next warm."""
         return warm_interval + max(self.grace_min_s, warm_interval * self.grace_ratio)
-
-    def nominal(
-        self, data_type: DataType | str, tier: TierLevel | str, *, volatility: float | None = None,
-        access_weight: float = 1.0,
-    ) -> float:  # fmt: skip
-        """The TTL before jitter and before the coverage rule."""
-        base, lo, hi = self._row(data_type, tier)
-        return min(max(base * self._scale(volatility) * _weight(access_weight), lo), hi)
 
     def ttl_for(
         self,
@@ -120,11 +140,12 @@ class TTLPolicy:
     ) -> float:
         """Seconds ``tier`` keeps a ``data_type`` value. ``deepest`` defaults to ``tier == L3``;
         pass it when a cache's last tier is a shallower one."""
-        ttl = self.nominal(data_type, tier, volatility=volatility, access_weight=access_weight)
-        ttl *= 1.0 + self.rng.uniform(-self.jitter, self.jitter)
         is_deepest = _LEVEL_OF.get(tier) is TierLevel.L3 if deepest is None else deepest
-        if is_deepest and warm_interval is not None and warm_interval > 0:
-            ttl = max(ttl, self.coverage_s(warm_interval))
+        level = tier if isinstance(tier, TierLevel) else TierLevel(tier)
+        ((ttl,),) = self.ttls_many(
+            [(data_type, volatility)], (level,),
+            warm_interval=warm_interval if is_deepest else None, access_weight=access_weight,
+        )  # fmt: skip
         return ttl
 
     def ttls(
@@ -153,9 +174,9 @@ class TTLPolicy:
         access_weight: float = 1.0,
     ) -> list[list[float]]:
         """``ttls`` for a batch of (data type, volatility) pairs, each as a list in the order
-        of ``levels``: the same figures and the same draws from ``rng`` as calling ``ttls``
-        for each in turn. It is on every write's path, so the per-level rows are looked up
-        once per data type and the coverage once per batch."""
+        of ``levels``: THE formula (``ttl_for`` and ``ttls`` are this for one write). It is
+        on every write's path, so the per-level rows are looked up once per data type and
+        the coverage once per batch."""
         cover = 0.0
         if warm_interval is not None and warm_interval > 0:
             cover = self.coverage_s(warm_interval)

@@ -14,16 +14,10 @@ from tiers._memcached import MemcachedTier
 from tiers._memory import MemoryTier
 from tiers._protocol import Tier
 from tiers._redis import RedisTier
-from topics import ConfigError
+from topics import ConfigError, server_list
+from topics import redact as _redact
 
 SCHEMES = ("memory", "memcached", "redis", "rediss", "redis+cluster", "rediss+cluster")
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
 
 
 def _int_option(url: str, query: dict[str, list[str]], name: str, default: int) -> int:
@@ -47,12 +41,7 @@ def tier_from_url(url: str) -> Tier:
             _int_option(url, query, "max_entries", 50_000), admission=admission in ("1", "true")
         )
     if scheme == "memcached":
-        servers = []
-        for part in parts.netloc.split(","):
-            host, _, port = part.strip().rpartition(":") if ":" in part else (part, "", "11211")
-            if not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ConfigError("cache url", url, "each memcached server must be host:port")
-            servers.append(f"{host}:{port}")
+        servers = server_list("cache url", parts.netloc, "memcached", 11211)
         return MemcachedTier(servers, pool_size=_int_option(url, query, "pool_size", 4))
     if not parts.hostname:
         raise ConfigError("cache url", _redact(url), "needs a host")

@@ -1,10 +1,14 @@
-"""Contracts shared by every warmfleet package: records, the topic catalog, cache keys.
+"""Contracts shared by every warmfleet package: records, the topic catalog, cache keys
+(and, in ``topics.kafka``, the Kafka topic and producer helpers).
 
 Imports nothing of ours.
 """
 
 from __future__ import annotations
 
+from topics._ccxt import Rejection, book_record, candles_record, ticker_record
+from topics._contract import DEFAULT_LIMITS, EPOCH_FLOOR_MS, InvalidRecord, Limits
+from topics._control import phase_change_fields
 from topics._datatypes import POLLED, DataType
 from topics._keys import (
     KEY_PREFIX,
@@ -17,6 +21,19 @@ from topics._keys import (
     key_for,
     validate_key,
 )
+from topics._market import (
+    BOOK_FIELDS,
+    CANDLES_FIELDS,
+    TICKER_FIELDS,
+    book_fields,
+    candles_fields,
+    decode,
+    ticker_fields,
+    timeframe_ms,
+)
+from topics._net import redact, server_list, split_host_port
+from topics._time import now_ms
+from topics._wire import namespace_of, record_bytes
 from topics.catalog import (
     ANALYSIS_OVERVIEW,
     ANALYSIS_SYMBOLS,
@@ -32,15 +49,19 @@ from topics.catalog import (
     symbol_key,
     topic_config,
 )
-from topics.errors import ConfigError, WarmfleetError
+from topics.errors import BrokerUnavailable, ConfigError, WarmfleetError
 
 __all__ = [
     "ANALYSIS_OVERVIEW",
     "ANALYSIS_SYMBOLS",
+    "BOOK_FIELDS",
+    "CANDLES_FIELDS",
     "CATALOG",
     "CONTROL_CLOCK",
     "CONTROL_PHASE",
     "DEAD_LETTER",
+    "DEFAULT_LIMITS",
+    "EPOCH_FLOOR_MS",
     "KEY_PREFIX",
     "KEY_SPECS",
     "KEY_VERSION",
@@ -49,16 +70,36 @@ __all__ = [
     "MARKET_TICKERS",
     "MAX_KEY_BYTES",
     "POLLED",
+    "TICKER_FIELDS",
     "WARM_JOBS",
+    "BrokerUnavailable",
     "ConfigError",
     "DataType",
+    "InvalidRecord",
     "KeySpec",
+    "Limits",
+    "Rejection",
     "TopicSpec",
     "WarmfleetError",
+    "book_fields",
+    "book_record",
     "build_key",
+    "candles_fields",
+    "candles_record",
     "data_type_of",
+    "decode",
     "key_for",
+    "namespace_of",
+    "now_ms",
+    "phase_change_fields",
+    "record_bytes",
+    "redact",
+    "server_list",
+    "split_host_port",
     "symbol_key",
+    "ticker_fields",
+    "ticker_record",
+    "timeframe_ms",
     "topic_config",
     "validate_key",
 ]

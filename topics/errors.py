@@ -13,3 +13,7 @@ class ConfigError(WarmfleetError, ValueError):
     def __init__(self, field: str, value: object, problem: str) -> None:
         self.field, self.value, self.problem = field, value, problem
         super().__init__(f"{field}: {problem} (got {value!r})")
+
+
+class BrokerUnavailable(WarmfleetError):
+    """Kafka could not be reached, or refused to create a topic."""

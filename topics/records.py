@@ -112,8 +112,14 @@ class PhaseChange(faust.Record, serializer="json"):
     volatility_boost: float = 1.0
 
 
+#: a dead letter keeps at most this much of the original (base64 makes it 4/3 larger): a
+#: letter must fit the broker's 1 MB message limit, or its batch could never be delivered
+DEAD_LETTER_PAYLOAD_MAX = 64 * 1024
+
+
 class DeadLetter(faust.Record, serializer="json"):
-    """An event that could not be processed, kept with the reason and its original bytes."""
+    """An event that could not be processed, kept with the reason and its original bytes
+    (the first ``DEAD_LETTER_PAYLOAD_MAX`` of them; ``payload_bytes`` is the full size)."""
 
     source_topic: str
     partition: int
@@ -122,3 +128,4 @@ class DeadLetter(faust.Record, serializer="json"):
     key: str | None
     payload_b64: str
     at_ms: int
+    payload_bytes: int | None = None

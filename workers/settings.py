@@ -13,33 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from topics import ConfigError
+from topics import KEY_PREFIX, ConfigError, Limits, redact, server_list
 
 ENV_PREFIX = "WARMFLEET_"
-
-
-def _hostports(name: str, raw: str, scheme: str, default_port: int) -> tuple[str, ...]:
-    """``scheme://h1:p1,h2:p2`` (or bare ``h1:p1,h2``) -> ``("h1:p1", "h2:p2")``."""
-    body = raw.split("://", 1)[1] if "://" in raw else raw
-    if "://" in raw and not raw.startswith(f"{scheme}://"):
-        raise ConfigError(name, raw, f"must start with {scheme}://")
-    out = []
-    for part in body.strip("/").split(","):
-        host, _, port = part.strip().rpartition(":") if ":" in part else (part.strip(), "", "")
-        port = port or str(default_port)
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(name, raw, "each server must be host:port")
-        out.append(f"{host}:{port}")
-    return tuple(out)
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced, for logs and status output."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +27,7 @@ class Settings:
     #: prefixed to every topic name and consumer group; tests and side-by-side fleets use it
     namespace: str = ""
     #: first segment of every cache key (DESIGN.md: ``virt``)
-    key_prefix: str = "virt"
+    key_prefix: str = KEY_PREFIX
     log_level: str = "INFO"
     log_format: str = "auto"
     #: exchange id -> REST base URL override (the simulator); empty means the real exchange
@@ -62,6 +38,8 @@ class Settings:
     kafka_sasl_mechanism: str | None = None  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = field(default=None, repr=False)
+    #: the record contract's window and size cap (topics/_contract.py; docs/contracts.md)
+    contract_limits: Limits = field(default_factory=Limits)
 
     def kafka_client_options(self) -> dict[str, Any]:
         """Keyword arguments for every aiokafka client (producer, consumer, admin)."""
@@ -98,7 +76,7 @@ class Settings:
 
         kwargs: dict[str, object] = {}
         if (raw := get("KAFKA_URL")) is not None:
-            kwargs["kafka_servers"] = _hostports("WARMFLEET_KAFKA_URL", raw, "kafka", 9092)
+            kwargs["kafka_servers"] = server_list("WARMFLEET_KAFKA_URL", raw, "kafka", 9092)
         if (raw := get("REDIS_URL")) is not None:
             if urlsplit(raw).scheme not in ("redis", "rediss", "redis+cluster"):
                 raise ConfigError(
@@ -108,7 +86,7 @@ class Settings:
                 )
             kwargs["redis_url"] = raw
         if (raw := get("MEMCACHED_URL")) is not None:
-            kwargs["memcached_servers"] = _hostports(
+            kwargs["memcached_servers"] = server_list(
                 "WARMFLEET_MEMCACHED_URL", raw, "memcached", 11211
             )
         if (raw := get("MEMORY_URL")) is not None:
@@ -146,7 +124,27 @@ class Settings:
                 raise ConfigError("WARMFLEET_METRICS_PORT", raw, "must be a port number or 0")
             kwargs["metrics_port"] = int(raw)
         kwargs.update(_kafka_security(get))
+        contract = {
+            name: int(raw)
+            for name, var in _CONTRACT_VARS.items()
+            if (raw := get(var)) is not None and _positive_int(ENV_PREFIX + var, raw)
+        }
+        if contract:
+            kwargs["contract_limits"] = Limits(**contract)
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+_CONTRACT_VARS = {
+    "max_ahead_ms": "CONTRACT_MAX_AHEAD_MS",
+    "max_age_ms": "CONTRACT_MAX_AGE_MS",
+    "max_record_bytes": "CONTRACT_MAX_RECORD_BYTES",
+}
+
+
+def _positive_int(name: str, raw: str) -> bool:
+    if not raw.isdigit() or int(raw) <= 0:
+        raise ConfigError(name, raw, "must be a positive integer")
+    return True
 
 
 PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL")

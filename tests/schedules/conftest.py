@@ -22,9 +22,9 @@ from schedules import (
     PhaseCalendar,
     PhaseConfig,
     Sessions,
-    ensure_topics,
 )
 from topics import ANALYSIS_OVERVIEW, CONTROL_PHASE, WARM_JOBS, DataType
+from topics.kafka import ensure_topics
 from topics.records import PhaseChange, WarmJob
 
 
@@ -133,7 +133,7 @@ class Recorder:
 @pytest_asyncio.fixture(loop_scope="function")
 async def recorder(kafka_bootstrap: str, namespace: str) -> AsyncIterator[Recorder]:
     specs = [WARM_JOBS, CONTROL_PHASE, ANALYSIS_OVERVIEW]
-    await ensure_topics(kafka_bootstrap, specs, namespace)
+    await ensure_topics(kafka_bootstrap, namespace, specs)
     rec = Recorder(
         kafka_bootstrap,
         {WARM_JOBS.named(namespace): WarmJob, CONTROL_PHASE.named(namespace): PhaseChange},

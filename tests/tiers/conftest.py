@@ -1,5 +1,7 @@
-"""Fixtures for the tier tests: caches over the shared stack, and private Redis / Memcached
-servers that a test may stop, freeze and restart without touching anyone else's."""
+"""Fixtures for the tier tests: caches over the shared stack, one test body over every
+backend (aiocache's acceptance conftest is the model: a parametrized fixture with a marker
+per backend, so ``-m redis`` runs the Redis half), and private Redis / Memcached servers
+that a test may stop, freeze and restart without touching anyone else's."""
 
 from __future__ import annotations
 
@@ -9,7 +11,19 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from tiers import MultiTierCache, TTLPolicy
+from tests.conftest import StackURLs
+from tiers import MemcachedTier, MemoryTier, MultiTierCache, RedisTier, Tier, TTLPolicy
+
+BACKENDS = ("memory", "memcached", "redis")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for backend in BACKENDS:
+        config.addinivalue_line("markers", f"{backend}: a tier test run on the {backend} tier")
+
+
+def backend_params(*backends: str) -> list[object]:
+    return [pytest.param(b, marks=getattr(pytest.mark, b), id=b) for b in backends]
 
 
 @pytest.fixture
@@ -21,6 +35,35 @@ def prefix(namespace: str) -> str:
 def steady_policy(seed: int = 1) -> TTLPolicy:
     """No jitter, so TTLs are exactly the policy's nominal values."""
     return TTLPolicy(jitter=0.0, rng=random.Random(seed))
+
+
+def make_tier(backend: str, urls: StackURLs) -> Tier:
+    if backend == "memory":
+        return MemoryTier(1000)
+    if backend == "memcached":
+        return MemcachedTier([urls.memcached_addr])
+    return RedisTier(urls.redis_url)
+
+
+@pytest_asyncio.fixture(loop_scope="function", params=backend_params(*BACKENDS))
+async def tier(request: pytest.FixtureRequest, stack_urls: StackURLs) -> AsyncIterator[Tier]:
+    """One tier of each kind in turn: the ``Tier`` protocol's contract holds for all."""
+    t = make_tier(request.param, stack_urls)
+    yield t
+    await t.close()
+
+
+@pytest_asyncio.fixture(loop_scope="function", params=backend_params(*BACKENDS))
+async def single_tier_cache(
+    request: pytest.FixtureRequest, stack_urls: StackURLs
+) -> AsyncIterator[MultiTierCache]:
+    """A ``MultiTierCache`` over one backend alone, each in turn."""
+    c = MultiTierCache(
+        [make_tier(request.param, stack_urls)], steady_policy(), timeout_s=1.0,
+        invalidation_channel=None,
+    )  # fmt: skip
+    yield c
+    await c.close()
 
 
 @pytest_asyncio.fixture(loop_scope="function")

@@ -7,6 +7,7 @@ import random
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -18,11 +19,10 @@ from tiers._protocol import StoreItem
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp_path = tmp_path_factory.mktemp("cluster")
+def start_cluster(tmp_path: Path, *extra: str) -> tuple[list[int], list[subprocess.Popen[bytes]]]:
+    """Three private masters (no replicas) made one cluster; the caller stops the procs."""
     ports = _cluster_ports(3)
-    procs = []
+    procs: list[subprocess.Popen[bytes]] = []
     try:
         for port in ports:
             data = tmp_path / str(port)
@@ -47,6 +47,7 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                         str(data),
                         "--loglevel",
                         "warning",
+                        *extra,
                     ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
@@ -61,12 +62,27 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )  # fmt: skip
         for port in ports:
             _wait(["redis-cli", "-p", str(port), "cluster", "info"], b"cluster_state:ok")
+    except BaseException:
+        stop_cluster(procs)
+        raise
+    return ports, procs
+
+
+def stop_cluster(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    ports, procs = start_cluster(tmp_path_factory.mktemp("cluster"))
+    try:
         yield f"redis+cluster://127.0.0.1:{ports[0]}"
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(10)
+        stop_cluster(procs)
 
 
 def _cluster_ports(n: int) -> list[int]:

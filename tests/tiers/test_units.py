@@ -28,12 +28,15 @@ from tiers import (
     encode,
     tier_from_url,
 )
-from tiers._envelope import encode_body
+from tiers._bus import DROPPED, decode_message, encode_message
+from tiers._envelope import encode_body, now_ms
+from tiers._metrics import ReadStats, summarize_text
 from tiers._ttl import LEVELS, TierLevel, TTLPolicy
 from topics import ConfigError, DataType, WarmfleetError
 
 
 def test_public_names_are_pinned() -> None:
+    assert sorted(tiers.__all__) == sorted(PUBLIC)
     for name in (
         "MultiTierCache", "MemoryTier", "MemcachedTier", "RedisTier", "TTLPolicy", "TierLevel",
         "Hit", "Envelope", "DirectCacheAdapter", "CacheError", "CacheUnavailable", "Write",
@@ -41,6 +44,15 @@ def test_public_names_are_pinned() -> None:
         assert name in tiers.__all__
         assert getattr(tiers, name) is not None
     assert issubclass(CacheError, WarmfleetError)
+
+
+PUBLIC = [
+    "DEFAULT_MAX_BYTES", "LEVELS", "BreakerState", "Bus", "CacheError", "CacheUnavailable",
+    "CircuitBreaker", "CorruptEntry", "DirectCacheAdapter", "Envelope", "HashRing", "Hit",
+    "MemcachedTier", "MemoryTier", "MultiTierCache", "RedisBus", "RedisTier", "StoreItem",
+    "TTLPolicy", "Tier", "TierLevel", "UnencodableValue", "ValueTooLarge", "Write",
+    "check_key", "decode", "encode", "tier_from_url",
+]  # fmt: skip
 
 
 class FakeClock:
@@ -233,6 +245,44 @@ def test_memory_tier_refuses_older_as_of_until_expiry() -> None:
     assert m.put("k", env(100, "old but the newer one expired"), 5)
 
 
+def test_memory_tier_hit_is_what_the_cache_reads() -> None:
+    clock = FakeClock()
+    m = MemoryTier(10, clock=clock)
+    m.put("k", env(now_ms() - 5_000, "v"), 10.0)
+    hit = m.hit("k")
+    assert hit is not None and hit.value == "v" and hit.tier == "memory"
+    assert m.hit("k", max_age=1.0) is None  # 5 s old by its as_of: refused, not counted
+    assert m.hit("k", max_age=60.0) is hit
+    assert m.hit("absent") is None
+    clock.now += 11
+    assert m.hit("k") is None  # expired
+    assert m.hits == 2
+
+
+def test_memory_tier_drops_only_older_copies_or_deleted_keys() -> None:
+    m = MemoryTier(10, clock=FakeClock())
+    m.put("k", env(200), 60)
+    assert not m.drop_older("k", 150) and not m.drop_older("k", 200)  # ours is as new
+    assert m.drop_older("k", 201) and m.lookup("k") is None
+    m.put("k", env(200), 60)
+    assert m.drop_older("k", DROPPED) and m.lookup("k") is None
+    assert not m.drop_older("absent", 1)
+    first = m.put("j", env(1), 60)
+    assert first is not None
+    m.put("j", env(2), 60)
+    assert not m.discard_entry("j", first)  # a newer write replaced it: kept
+    assert m.lookup("j") is not None
+
+
+def test_bus_messages_round_trip_and_read_the_old_form() -> None:
+    entries = [("virt:v2:market:ticker:15s:binance:BTC/USDT", 1_700_000_000_123), ("k2", -1)]
+    assert decode_message(encode_message("abc", entries)) == ("abc", entries)
+    assert decode_message(b"oldsender virt:v2:x") == ("oldsender", [("virt:v2:x", DROPPED)])
+    for bad in (b"nokey", b"wf2 s\nnokey", b"wf2 s\nx k"):
+        with pytest.raises(ValueError):
+            decode_message(bad)
+
+
 def test_memory_tier_rejects_a_zero_size() -> None:
     with pytest.raises(ConfigError, match="max_entries"):
         MemoryTier(0)
@@ -321,3 +371,45 @@ def test_ttl_rows_follow_each_policy_and_bad_levels_still_fail() -> None:
         assert short.ttl_for("tickers", TierLevel.L2) == short.ttl_for("tickers", "l2") == 6.0
         with pytest.raises(ValueError, match="l4"):
             default.ttl_for("tickers", "l4")
+
+
+# ---- read metrics -----------------------------------------------------------------------
+
+
+def test_read_shares_sum_to_one_and_quantiles_interpolate() -> None:
+    stats = ReadStats()
+    for _ in range(60):
+        stats.record("l2", 0.0003)  # in the (0.00025, 0.0005] bucket
+    for _ in range(30):
+        stats.record("l3", 0.0008)
+    stats.record("stale", 0.002)
+    stats.record("miss", 0.2)
+    stats.errors = 2
+    summary = stats.with_l1_hits(908).summary()
+    assert summary["reads"] == 1000
+    assert summary["shares"] == {"l1": 0.908, "l2": 0.06, "l3": 0.03, "stale": 0.001, "miss": 0.001}
+    assert sum(summary["shares"].values()) == pytest.approx(1.0)
+    assert summary["p50_ms"] == pytest.approx(0.01 * 500 / 908)  # inside the first bucket
+    assert 0.25 < summary["p95_ms"] <= 0.5 and 0.5 < summary["p99_ms"] <= 1.0
+    assert summary["error_rate"] == 0.002
+    empty = ReadStats().summary()
+    assert empty["reads"] == 0 and empty["p95_ms"] is None and empty["shares"]["l1"] is None
+
+
+def test_summaries_from_metrics_text_match_the_local_ones() -> None:
+    text = "\n".join([
+        '# TYPE warmfleet_cache_reads_total counter',
+        'warmfleet_cache_reads_total{outcome="l1"} 90.0',
+        'warmfleet_cache_reads_total{outcome="miss"} 10.0',
+        '# TYPE warmfleet_cache_read_seconds histogram',
+        'warmfleet_cache_read_seconds_bucket{le="1e-05"} 90.0',
+        'warmfleet_cache_read_seconds_bucket{le="0.001"} 99.0',
+        'warmfleet_cache_read_seconds_bucket{le="+Inf"} 100.0',
+        'warmfleet_cache_read_seconds_count 100.0',
+        'warmfleet_cache_read_seconds_sum 0.5',
+        '# TYPE warmfleet_cache_read_errors_total counter',
+        'warmfleet_cache_read_errors_total 1.0',
+    ]) + "\n"  # fmt: skip
+    summary = summarize_text(text)
+    assert summary["shares"]["l1"] == 0.9 and summary["shares"]["miss"] == 0.1
+    assert summary["p99_ms"] == pytest.approx(1.0) and summary["errors"] == 1

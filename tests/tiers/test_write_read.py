@@ -66,7 +66,8 @@ async def test_write_through_lands_in_all_tiers_with_ttl_order(
         await r.aclose()
     assert l1_left is not None and 14.0 < l1_left <= 15.0
     assert mc_left is not None and 28 <= mc_left <= 30
-    assert 118_000 < pttl <= 120_000
+    # the deepest tier keeps it for its fresh TTL plus the stale window (1 h for tickers)
+    assert 118_000 + 3_600_000 < pttl <= 120_000 + 3_600_000
     assert l1_left < mc_left < pttl / 1000
 
 
@@ -309,5 +310,5 @@ async def test_no_tier_reachable_on_write_is_an_error(tmp_path: object) -> None:
 
 def test_levels_follow_the_tiers_given() -> None:
     cache = MultiTierCache([MemcachedTier(), RedisTier()])
-    assert cache._levels == (TierLevel.L2, TierLevel.L3)
+    assert cache.levels == (TierLevel.L2, TierLevel.L3)
     _ = time  # keep the import honest for the timing-free suite

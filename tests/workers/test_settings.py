@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from topics import ConfigError
-from workers.settings import Settings, redact
+from topics import ConfigError, redact
+from workers.settings import Settings
 
 
 def test_defaults_point_at_the_local_stack() -> None:

@@ -9,16 +9,14 @@ import structlog
 
 from workers.agents._decode import CandlesView, InvalidEvent, decode_candles, decode_ticker
 from workers.agents._overview import OverviewAgents
-from workers.agents._phase import DEFAULT_INTERVALS, PhaseFollower
+from workers.agents._phase import PhaseFollower, config_intervals
 from workers.agents._runtime import OVERVIEW_PARTS, Runtime
 from workers.agents._store import CHANGELOGS, SymbolStore
 from workers.agents._symbol_stream import SymbolStream
-from workers.agents._topics import drop_namespace, ensure_topics
 from workers.settings import Settings
 
 __all__ = [
     "CHANGELOGS",
-    "DEFAULT_INTERVALS",
     "OVERVIEW_PARTS",
     "CandlesView",
     "InvalidEvent",
@@ -27,10 +25,9 @@ __all__ = [
     "Runtime",
     "SymbolStore",
     "SymbolStream",
+    "config_intervals",
     "decode_candles",
     "decode_ticker",
-    "drop_namespace",
-    "ensure_topics",
     "install",
 ]
 

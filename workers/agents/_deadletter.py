@@ -1,15 +1,16 @@
 """The dead-letter topic: events that cannot be processed, kept with the reason and the
-original bytes (base64) so they can be inspected and replayed. The agent carries on."""
+original bytes (base64, ``DeadLetter.payload_b64``) so they can be inspected and replayed.
+The agent carries on."""
 
 from __future__ import annotations
 
 import base64
-import time
 
 import structlog
 from prometheus_client import Counter
 
-from topics.records import DeadLetter
+from topics import now_ms
+from topics.records import DEAD_LETTER_PAYLOAD_MAX, DeadLetter
 
 log = structlog.get_logger(__name__)
 
@@ -33,14 +34,11 @@ def dead_letter(
         partition=partition,
         offset=offset,
         reason=reason,
-        key=None if key is None else key.decode("utf-8", "replace"),
-        payload_b64=base64.b64encode(payload or b"").decode("ascii"),
-        at_ms=int(time.time() * 1000) if at_ms is None else at_ms,
+        key=None if key is None else key.decode("utf-8", "replace")[:1024],
+        payload_b64=base64.b64encode((payload or b"")[:DEAD_LETTER_PAYLOAD_MAX]).decode("ascii"),
+        at_ms=now_ms() if at_ms is None else at_ms,
+        payload_bytes=len(payload or b""),
     )
-
-
-def original_bytes(letter: DeadLetter) -> bytes:
-    return base64.b64decode(letter.payload_b64)
 
 
 def count_dead_letter(letter: DeadLetter, kind: str) -> None:

@@ -24,10 +24,10 @@ import structlog
 from faust.types import EventT, StreamT
 
 from tiers import CacheError, Write
-from topics import ANALYSIS_OVERVIEW, MARKET_TICKERS
+from topics import ANALYSIS_OVERVIEW, MARKET_TICKERS, now_ms
 from topics.records import MarketOverview
 from workers.agents._metrics import FRESHNESS, LAG, OVERVIEWS, WRITE_ERRORS
-from workers.agents._runtime import OVERVIEW_PARTS, Runtime, now_ms, record_bytes
+from workers.agents._runtime import OVERVIEW_PARTS, Runtime, record_bytes
 from workers.agents._symbol_stream import SymbolStream, count_tier_writes
 from workers.analytics import OverviewRow, overview_row, overviews
 

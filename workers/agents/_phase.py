@@ -1,64 +1,73 @@
 """Following the phase clock: every worker reads the compacted ``control.phase`` topic on
-its own (no consumer group), so each one knows the current warm intervals."""
+its own (no consumer group), so each one knows the current warm intervals.
+
+Until the first ``PhaseChange`` arrives the intervals are the ones the clock would publish
+now by the loaded phase config (``schedules/phases.toml`` or ``WARMFLEET_PHASES``): one
+table, the config's, so agents and clock never disagree about what a TTL must cover. A data
+type without an interval of its own uses the ``default`` row.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
-from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
+from schedules import PhaseConfig, default_path, effective_interval, load_config
+from schedules import published_intervals as clock_intervals
+from topics import DataType, InvalidRecord, phase_change_fields
+
 log = structlog.get_logger(__name__)
 
-#: until a PhaseChange arrives (DESIGN.md: market hours 15 s; overview at 60 s)
-DEFAULT_INTERVALS: Mapping[str, float] = {
-    "tickers": 15.0,
-    "books": 15.0,
-    "candles": 60.0,
-    "overview": 60.0,
-    "signals": 15.0,
-    "volatility": 15.0,
-}
+
+def config_intervals(config: PhaseConfig, at: datetime) -> dict[str, float]:
+    """The intervals the clock publishes at ``at`` (no override, no boost), plus
+    ``default``."""
+    phase = config.calendar.phase_at(at)
+    intervals = clock_intervals(config, phase, 1.0)
+    intervals[DataType.DEFAULT.value] = effective_interval(config, phase, DataType.DEFAULT)
+    return intervals
 
 
 class PhaseFollower:
     """The latest ``PhaseChange``'s intervals; ``interval(data_type)`` never blocks."""
 
     def __init__(
-        self, bootstrap: str, topic: str, kafka_options: dict[str, Any] | None = None
+        self,
+        bootstrap: str,
+        topic: str,
+        kafka_options: dict[str, Any] | None = None,
+        config: PhaseConfig | None = None,
     ) -> None:
         self.bootstrap, self.topic = bootstrap, topic
         self.kafka_options = kafka_options or {}  # security settings, never logged
+        self.config = config if config is not None else load_config(default_path())
         self.phase: str | None = None
-        self.intervals: dict[str, float] = dict(DEFAULT_INTERVALS)
+        self.intervals = self.fallback = config_intervals(self.config, datetime.now(UTC))
         self.changes = 0
 
     def interval(self, data_type: str) -> float:
-        return self.intervals.get(data_type) or self.intervals["tickers"]
+        intervals = self.intervals
+        return intervals.get(data_type) or intervals[DataType.DEFAULT.value]
 
     def apply(self, raw: bytes | None) -> bool:
         """Take one ``control.phase`` message; returns False (and logs) for a bad one."""
         try:
-            obj = orjson.loads(raw or b"")
-            phase, intervals = obj["phase"], obj["intervals_s"]
-            clean = {str(k): float(v) for k, v in intervals.items()}
-            if not isinstance(phase, str) or not all(
-                math.isfinite(v) and v > 0 for v in clean.values()
-            ):
-                raise ValueError("intervals must be positive numbers")
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-            log.warning("phase_change_rejected", topic=self.topic, error=str(exc))
+            change = phase_change_fields(raw)
+        except InvalidRecord as exc:
+            log.warning("phase_change_rejected", topic=self.topic, reason=exc.reason,
+                        error=exc.detail)  # fmt: skip
             return False
-        self.phase = phase
-        self.intervals = {**DEFAULT_INTERVALS, **clean}
+        self.phase = change["phase"]
+        # a data type the clock does not publish keeps the config's interval
+        self.intervals = {**self.fallback, **change["intervals_s"]}
         self.changes += 1
-        log.info("phase_followed", phase=phase, intervals_s=self.intervals)
+        log.info("phase_followed", phase=self.phase, intervals_s=self.intervals)
         return True
 
     async def run(self) -> None:

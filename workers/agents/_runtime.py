@@ -3,9 +3,6 @@ and the phase intervals."""
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import faust
 
 from tiers import MultiTierCache
@@ -18,17 +15,16 @@ from topics import (
     MARKET_TICKERS,
     TopicSpec,
     key_for,
+    record_bytes,
 )
 from workers.agents._phase import PhaseFollower
 from workers.agents._progress import Progress
 from workers.settings import Settings
 
+__all__ = ["OVERVIEW_PARTS", "Runtime", "record_bytes"]
+
 #: per-partition snapshots of the ticker table, merged into the overview by one agent
 OVERVIEW_PARTS = TopicSpec("analysis.overview.parts", 1, 24 * 3600 * 1000, False, "partition")
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 #: cache keys remembered per worker (3 per symbol); past this the memo starts again
@@ -86,10 +82,3 @@ class Runtime:
 
     def interval(self, data_type: str) -> float:
         return self.phase.interval(data_type)
-
-
-def record_bytes(record_type: type[faust.Record], fields: dict[str, Any]) -> bytes:
-    """``fields`` as the JSON a Faust consumer of ``record_type`` decodes (with ``__faust``)."""
-    import orjson
-
-    return orjson.dumps({**fields, "__faust": {"ns": record_type._options.namespace}})

@@ -6,6 +6,12 @@ the same number as the source partition the key lives on, so a worker that is as
 partition ``p`` of the source topics rebuilds exactly those keys by reading partition ``p``
 of each changelog to its end. The topic names and the JSON values are the ones the Faust
 tables of earlier versions wrote (their keys were JSON strings, read here too).
+
+Healing: a state whose ``as_of_ms`` lies in the future (beyond the contract's clock skew)
+can only come from before the contract refused such events. Kept, it would make every real
+event "older" and freeze the symbol; so it is discarded, with a log line, when it is loaded
+(the key keeps the state before it, if compaction left one; ``heal_*`` discards one met
+later), and the symbol's next event goes on from there.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 
-from topics import MARKET_OHLCV, MARKET_TICKERS, TopicSpec
+from topics import DEFAULT_LIMITS, MARKET_OHLCV, MARKET_TICKERS, Limits, TopicSpec
 from workers.analytics import CandleState, TickerState
 
 log = structlog.get_logger(__name__)
@@ -56,8 +62,13 @@ def candles_from(value: bytes) -> CandleState:
     return CandleState.from_dict(orjson.loads(value))
 
 
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 class SymbolStore:
-    def __init__(self, namespace: str) -> None:
+    def __init__(self, namespace: str, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
         self.ticks_changelog = TICKS_CHANGELOG.named(namespace)
         self.candles_changelog = CANDLES_CHANGELOG.named(namespace)
         self.ticks: dict[str, TickerState] = {}
@@ -67,6 +78,24 @@ class SymbolStore:
         #: source partitions recovered and being processed here
         self.owned: set[int] = set()
         self.recovering = False
+        #: states discarded because they came from the future (at load or later)
+        self.healed = 0
+        self._horizon = 0  # while recovering: a state newer than this is discarded
+
+    def heal_ticks(self, key: str) -> None:
+        """Discard ``key``'s ticker state, found to lie in the future: the symbol's event
+        starts it afresh."""
+        state = self.ticks.pop(key, None)
+        self._healed(self.ticks_changelog, key, state.as_of_ms if state else None)
+
+    def heal_candles(self, key: str) -> None:
+        state = self.candles.pop(key, None)
+        self._healed(self.candles_changelog, key, state.as_of_ms if state else None)
+
+    def _healed(self, topic: str, key: str, as_of_ms: int | None) -> None:
+        self.healed += 1
+        log.warning("future_state_discarded", topic=topic, key=key, as_of_ms=as_of_ms,
+                    now_ms=_now_ms())  # fmt: skip
 
     def rows(self) -> Iterator[tuple[int, TickerState]]:
         """``(partition, ticker state)`` of every symbol this worker holds."""
@@ -90,6 +119,7 @@ class SymbolStore:
             return 0
         started = time.monotonic()
         self.recovering = True
+        self._horizon = _now_ms() + self.limits.max_ahead_ms
         try:
             tps = [
                 TopicPartition(topic, p)
@@ -134,12 +164,21 @@ class SymbolStore:
                 if value is None:
                     self.ticks.pop(key, None)
                     return
-                self.ticks[key] = ticker_from(value)
+                ticks = ticker_from(value)
+                if ticks.as_of_ms > self._horizon:
+                    # the key keeps the state read before it, if compaction left one
+                    self._healed(tp.topic, key, ticks.as_of_ms)
+                    return
+                self.ticks[key] = ticks
             else:
                 if value is None:
                     self.candles.pop(key, None)
                     return
-                self.candles[key] = candles_from(value)
+                candles = candles_from(value)
+                if candles.as_of_ms > self._horizon:
+                    self._healed(tp.topic, key, candles.as_of_ms)
+                    return
+                self.candles[key] = candles
         except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
             # a record this version cannot read: the next event of the key starts afresh
             log.warning("changelog_record_skipped", topic=tp.topic, key=key, error=str(exc))

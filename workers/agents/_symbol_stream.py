@@ -44,10 +44,11 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from tiers import CacheError, Write
-from topics import ANALYSIS_SYMBOLS, DEAD_LETTER, MARKET_TICKERS
+from topics import ANALYSIS_SYMBOLS, DEAD_LETTER, MARKET_TICKERS, now_ms
+from topics.kafka import start_producer
 from topics.records import DeadLetter, SymbolAnalysis
 from workers.agents._deadletter import count_dead_letter, dead_letter
-from workers.agents._decode import InvalidEvent, decode_candles, decode_ticker_document
+from workers.agents._decode import InvalidEvent, decode_candles, decode_ticker
 from workers.agents._metrics import (
     EVENTS,
     LAG,
@@ -59,7 +60,7 @@ from workers.agents._metrics import (
     WRITE_SECONDS,
 )  # fmt: skip
 from workers.agents._outbox import Outbox
-from workers.agents._runtime import Runtime, now_ms, record_bytes
+from workers.agents._runtime import Runtime, record_bytes
 from workers.agents._store import SymbolStore, candles_value, ticker_value
 from workers.analytics import (
     CandleState,
@@ -111,7 +112,7 @@ class SymbolStream(mode.Service):
     def __init__(self, rt: Runtime, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rt = rt
-        self.store = SymbolStore(rt.settings.namespace)
+        self.store = SymbolStore(rt.settings.namespace, rt.settings.contract_limits)
         self.group_id = f"{rt.app_id}-symbols"
         #: the batch in flight and every commit / rebalance step take turns
         self.lock = asyncio.Lock()
@@ -137,8 +138,8 @@ class SymbolStream(mode.Service):
             "bootstrap_servers": ",".join(settings.kafka_servers),
             **settings.kafka_client_options(),
         }
-        self._producer = AIOKafkaProducer(
-            **common, acks="all", enable_idempotence=True, linger_ms=2,
+        self._producer = await start_producer(
+            settings.kafka_servers, settings.kafka_client_options(), linger_ms=2,
             max_batch_size=1024 * 1024, max_request_size=4 * 1024 * 1024,
         )  # fmt: skip
         self._reader = AIOKafkaConsumer(
@@ -154,7 +155,6 @@ class SymbolStream(mode.Service):
             heartbeat_interval_ms=2_000,
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
-        await self._producer.start()
         await self._reader.start()
         await self._consumer.start()
         self._consumer.subscribe(
@@ -245,6 +245,9 @@ class SymbolStream(mode.Service):
         partition_of: dict[str, int] = {}
         rejected: list[tuple[ConsumerRecord[bytes, bytes], InvalidEvent]] = []
         processed: dict[TopicPartition, int] = {}
+        limits = rt.settings.contract_limits
+        now = now_ms()
+        horizon = now + limits.max_ahead_ms  # a state newer than this came from the future
         for tp, records in batch.items():
             if tp.partition not in store.owned or not records:
                 continue  # revoked after the fetch: the new owner reads these again
@@ -254,14 +257,20 @@ class SymbolStream(mode.Service):
             if tp.topic == tickers_topic:
                 for record in records:
                     try:
-                        key, view, document = decode_ticker_document(record.key, record.value)
+                        key, view, document = decode_ticker(
+                            record.key, record.value, now_ms=now, timestamp_ms=record.timestamp,
+                            limits=limits,
+                        )  # fmt: skip
                     except InvalidEvent as exc:
                         rejected.append((record, exc))
                         continue
                     state = ticks.get(key) or store.ticks.get(key)
                     if state is not None and view.as_of_ms <= state.as_of_ms:
-                        stale += 1
-                        continue
+                        if state.as_of_ms <= horizon:
+                            stale += 1
+                            continue
+                        store.heal_ticks(key)  # a state from the future never blocks
+                        state = None
                     ticks[key] = observe_ticker(state, view)
                     stamps.append(record.timestamp)
                     documents[key] = document
@@ -269,14 +278,20 @@ class SymbolStream(mode.Service):
             elif tp.topic == ohlcv_topic:
                 for record in records:
                     try:
-                        key, cview = decode_candles(record.key, record.value)
+                        key, cview = decode_candles(
+                            record.key, record.value, now_ms=now, timestamp_ms=record.timestamp,
+                            limits=limits,
+                        )  # fmt: skip
                     except InvalidEvent as exc:
                         rejected.append((record, exc))
                         continue
                     previous = candles.get(key) or store.candles.get(key)
                     if previous is not None and cview.as_of_ms <= previous.as_of_ms:
-                        stale += 1
-                        continue
+                        if previous.as_of_ms <= horizon:
+                            stale += 1
+                            continue
+                        store.heal_candles(key)
+                        previous = None
                     candles[key] = candle_state(
                         cview.exchange, cview.symbol, cview.timeframe, cview.rows,
                         cview.as_of_ms, previous,

@@ -16,7 +16,8 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from topics import CATALOG
-from workers.agents import CHANGELOGS, OVERVIEW_PARTS, Runtime, ensure_topics, install
+from topics.kafka import ensure_topics
+from workers.agents import CHANGELOGS, OVERVIEW_PARTS, Runtime, install
 from workers.settings import Settings
 
 log = structlog.get_logger(__name__)

@@ -9,8 +9,10 @@
 ``total_quote_volume``   sum of the 24 h quote volume of USD-quoted markets (USDT, USDC,
                          USD, ...): one currency, so the sum means something
 ``median_spread_bps``    median bid/ask spread of the symbols that have one
-``volatility_index``     mean EWMA volatility (per observation) of the symbols with at
-                         least one return; 0.0 when none has
+``volatility_index``     median EWMA volatility (per observation) of the symbols with at
+                         least one return, each capped at ``MAX_SYMBOL_VOLATILITY``; 0.0
+                         when none has. It feeds the clock's boost: a median, so that one
+                         symbol, however wild, can never retune the whole fleet
 ``as_of_ms``             the newest ``as_of_ms`` among the symbols
 =======================  ===========================================================
 """
@@ -24,6 +26,8 @@ from typing import Any
 
 TOP_N = 5
 ALL = "all"
+#: no real market moves 100 % per observation: a larger figure counts as this much
+MAX_SYMBOL_VOLATILITY = 1.0
 USD_QUOTES = frozenset({"USD", "USDT", "USDC", "BUSD", "FDUSD", "TUSD", "DAI", "USDP"})
 
 
@@ -78,7 +82,7 @@ def market_overview(
         key=lambda r: (r.change_pct or 0.0, r.exchange, r.symbol),
     )
     spreads = [r.spread_bps for r in rows if r.spread_bps is not None]
-    vols = [r.volatility for r in rows if r.returns > 0]
+    vols = [min(r.volatility, MAX_SYMBOL_VOLATILITY) for r in rows if r.returns > 0]
     return {
         "scope": scope,
         "symbols": len(rows),
@@ -93,7 +97,7 @@ def market_overview(
             if r.quote_volume is not None and quote_of(r.symbol) in USD_QUOTES
         ),
         "median_spread_bps": statistics.median(spreads) if spreads else None,
-        "volatility_index": statistics.fmean(vols) if vols else 0.0,
+        "volatility_index": statistics.median(vols) if vols else 0.0,
         "as_of_ms": max((r.as_of_ms for r in rows), default=0),
         "computed_ms": computed_ms,
     }

@@ -10,6 +10,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+__all__ = ["COMMANDS", "main"]
+
 #: command -> (module with HELP, configure(parser) and run(args) -> int)
 COMMANDS: dict[str, str] = {
     "stack": "stack._cli",

@@ -32,7 +32,7 @@ def _iso(ms: int) -> str:
 
 async def inspect(settings: Settings, key: str, timeout_s: float) -> dict[str, Any]:
     from tiers import RedisTier, check_key, tier_from_url
-    from tiers._envelope import now_ms
+    from topics import now_ms
 
     check_key(key)
     report: dict[str, Any] = {"key": key, "tiers": {}, "value": None}

@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 import structlog
 
-from topics import ConfigError
+from topics import ConfigError, redact
 from workers.logs import configure_logging
-from workers.settings import Settings, redact
+from workers.settings import Settings
 
 HELP = "the phase clock (`clock`) and its manual override (`phase set|clear|show`)"
 log = structlog.get_logger(__name__)
@@ -134,6 +134,7 @@ def _check(config: Any) -> int:
 
 async def _clock(settings: Settings, config: Any, args: argparse.Namespace) -> int:
     from schedules import ClockError, PhaseClock
+    from topics import BrokerUnavailable
 
     if settings.metrics_port:
         from prometheus_client import start_http_server
@@ -160,7 +161,7 @@ async def _clock(settings: Settings, config: Any, args: argparse.Namespace) -> i
     )
     try:
         await clock.run(stop)
-    except ClockError as exc:
+    except (ClockError, BrokerUnavailable) as exc:
         log.error("clock_failed", error=str(exc))
         return 1
     return 0

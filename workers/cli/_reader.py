@@ -7,8 +7,9 @@ import asyncio
 
 import structlog
 
+from topics import redact
 from workers.logs import configure_logging
-from workers.settings import Settings, redact
+from workers.settings import Settings
 
 HELP = "serve warm data over HTTP (/v2/tickers, /v2/overview, /v2/analysis, /metrics ...)"
 log = structlog.get_logger(__name__)

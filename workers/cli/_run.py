@@ -25,6 +25,7 @@ import structlog
 from rich.console import Console
 from rich.live import Live
 
+from topics import split_host_port
 from workers.cli import _status as fleet_status
 from workers.logs import configure_logging
 from workers.settings import Settings
@@ -120,9 +121,8 @@ def _servers_not_answering(settings: Settings) -> list[str]:
     }
     missing = []
     for name, hostport in wanted.items():
-        host, _, port = hostport.rpartition(":")
         try:
-            socket.create_connection((host, int(port)), timeout=2).close()
+            socket.create_connection(split_host_port(hostport), timeout=2).close()
         except OSError:
             missing.append(f"{name} at {hostport} does not answer")
     return missing

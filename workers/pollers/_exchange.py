@@ -32,11 +32,20 @@ import ccxt
 import ccxt.async_support as ccxt_async
 import structlog
 
-from topics import POLLED, ConfigError, DataType, WarmfleetError
+from tiers import CircuitBreaker
+from topics import (
+    POLLED,
+    ConfigError,
+    DataType,
+    Rejection,
+    WarmfleetError,
+    book_record,
+    candles_record,
+    ticker_record,
+)
 from topics.records import BookTop, Candles, Ticker, WarmJob
-from workers._poller_validate import Rejection, book_record, candles_record, ticker_record
 from workers.pollers import _metrics as metrics
-from workers.pollers._backoff import Backoff, CircuitBreaker
+from workers.pollers._backoff import Backoff
 from workers.pollers._venues import client_options
 
 log = structlog.get_logger(__name__)
@@ -162,7 +171,13 @@ class ExchangePoller:
         self._clock = clock
         self._sleep = sleep
         self.client: Any = _client_class(exchange_id)(client_options(exchange_id, url, self.config))
-        self.breaker = CircuitBreaker(self.config.breaker_threshold, self.config.breaker_cooldown_s)
+        self.breaker = CircuitBreaker(
+            exchange_id,
+            failure_threshold=self.config.breaker_threshold,
+            cooldown_s=self.config.breaker_cooldown_s,
+            clock=clock,
+            kind="exchange",
+        )
         self.backoff = Backoff(self.config.backoff_base_s, self.config.backoff_cap_s)
         self._markets_at: float | None = None
         self._markets_lock = asyncio.Lock()
@@ -189,7 +204,7 @@ class ExchangePoller:
                 now = self._clock()
             if now >= deadline:
                 raise DeadlineExceeded(f"{endpoint}: deadline passed")
-            if not self.breaker.allow(now):
+            if not self.breaker.allow():
                 metrics.ERRORS.labels(self.exchange, "BreakerOpen").inc()
                 raise ExchangeUnavailable(f"{self.exchange} circuit breaker is open")
             note = _ResponseNote()
@@ -210,7 +225,11 @@ class ExchangePoller:
             except (ccxt.NetworkError, ccxt.OperationFailed) as exc:
                 error, delay = type(exc).__name__, self.backoff.delay(attempt)
                 self._failure(endpoint, error)
+            except asyncio.CancelledError:
+                self.breaker.abandon()  # no verdict on the exchange: free a half-open probe
+                raise
             except TimeoutError:  # our deadline, not ccxt's timeout
+                self.breaker.abandon()
                 metrics.ERRORS.labels(self.exchange, "DeadlineExceeded").inc()
                 raise DeadlineExceeded(f"{endpoint}: deadline passed mid-request") from None
             except ccxt.BaseError as exc:  # BadSymbol, ExchangeError ...: not retryable
@@ -240,10 +259,9 @@ class ExchangePoller:
                 await self._sleep(delay)
 
     def _failure(self, endpoint: str, error: str) -> None:
-        if self.breaker.failure(self._clock()):
+        # the breaker logs exchange_breaker_open itself
+        if self.breaker.failure(f"{endpoint}: {error}"):
             metrics.BREAKER_OPEN.labels(self.exchange).set(1)
-            self._log.error("exchange_breaker_open", endpoint=endpoint, error=error,
-                            cooldown_s=self.breaker.cooldown_s)  # fmt: skip
 
     # -- markets ----------------------------------------------------------------------------
 
@@ -290,12 +308,13 @@ class ExchangePoller:
         if result.dropped:
             metrics.JOBS_DROPPED.labels(self.exchange, result.dropped).inc()
             self._log.warning("job_dropped", job_id=job.job_id, data_type=job.data_type,
-                              reason=result.dropped)  # fmt: skip
+                              reason=result.dropped, interval_s=job.interval_s)  # fmt: skip
         else:
             metrics.JOBS_DONE.labels(self.exchange, job.data_type, result.outcome).inc()
             if result.failed:
                 self._log.warning("job_incomplete", job_id=job.job_id, data_type=job.data_type,
-                                  failed=len(result.failed), records=len(result.records),
+                                  interval_s=job.interval_s, failed=len(result.failed),
+                                  records=len(result.records),
                                   error=next(iter(result.failed.values()))[:200])  # fmt: skip
         return result
 

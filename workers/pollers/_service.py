@@ -37,6 +37,7 @@ from topics import (
     WarmfleetError,
     symbol_key,
 )
+from topics.kafka import ensure_topics, start_producer
 from topics.records import WarmJob
 from workers.pollers import _metrics as metrics
 from workers.pollers._exchange import ExchangePoller, PollerConfig, PollResult
@@ -187,21 +188,11 @@ class PollerService:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        from schedules import ensure_topics
-
         servers = list(self.settings.kafka_servers)
         specs = (WARM_JOBS, MARKET_TICKERS, MARKET_OHLCV, MARKET_BOOKS)
         security = self.settings.kafka_client_options()
-        await ensure_topics(servers, specs, self.settings.namespace, security)
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=servers,
-            **security,
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=5,
-            request_timeout_ms=15_000,
-        )
-        await self._producer.start()
+        await ensure_topics(servers, self.settings.namespace, specs, kafka_options=security)
+        self._producer = await start_producer(servers, security, request_timeout_ms=15_000)
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=servers,
             **security,

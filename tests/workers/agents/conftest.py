@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from topics import CONTROL_PHASE, MARKET_OHLCV, MARKET_TICKERS, key_for, symbol_key
-from workers.agents import ensure_topics
+from topics.kafka import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[3]
 LOGLEVEL = os.environ.get("AGENTS_TEST_LOGLEVEL", "info")  # Faust's own log level in workers

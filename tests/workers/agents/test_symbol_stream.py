@@ -31,7 +31,8 @@ from tests.workers.agents.conftest import (
 )
 from tiers import MultiTierCache
 from topics import DEAD_LETTER, MARKET_OHLCV, MARKET_TICKERS, symbol_key
-from workers.agents import CHANGELOGS, ensure_topics
+from topics.kafka import ensure_topics
+from workers.agents import CHANGELOGS
 from workers.analytics import (
     CandleState,
     TickerState,
@@ -44,7 +45,7 @@ from workers.analytics import (
 # the async fixtures live on the session loop (pyproject), so the tests do too
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
-T0 = 1_700_000_000_000
+T0 = (int(time.time()) - 600) * 1000  # the contract refuses data a day old
 PARTITIONS = MARKET_TICKERS.partitions
 TICKS_CHANGELOG, CANDLES_CHANGELOG = CHANGELOGS
 
@@ -190,7 +191,7 @@ async def test_candles_and_tickers_combine_duplicates_skip_and_bad_candles_dead_
     symbol = "CMB/USDT"
     ohlcv_topic = MARKET_OHLCV.named(namespace)
     rows_a = candle_rows(40, T0 - 40 * 60_000, shift=0.0)
-    rows_b = candle_rows(41, T0 - 39 * 60_000, shift=1.0)
+    rows_b = candle_rows(41, T0 - 41 * 60_000, shift=1.0)  # none opens after its as_of
     candles_a = candles_message(symbol, rows_a, T0 + 100)
     candles_b = candles_message(symbol, rows_b, T0 + 200)
     bad_rows = [list(r) for r in rows_a]

@@ -106,7 +106,7 @@ def test_overview_exactly_right_for_a_known_input() -> None:
         ],
         "total_quote_volume": 1810.0,  # 1000 + 500 + 300 + 10
         "median_spread_bps": 3.0,  # median of 1, 3, 2, 5, 4
-        "volatility_index": pytest.approx(0.03),  # mean of .02 .04 .01 .03 .05
+        "volatility_index": pytest.approx(0.03),  # median of .02 .04 .01 .03 .05
         "as_of_ms": 70,
         "computed_ms": 123,
     }

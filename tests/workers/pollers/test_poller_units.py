@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from aiokafka import TopicPartition
 
 from tests.workers.pollers.conftest import make_job
-from workers.pollers import MalformedJob, parse_job
+from topics import BrokerUnavailable
+from workers.pollers import MalformedJob, PollerService, parse_job
 from workers.pollers._service import _Offsets
+from workers.settings import Settings
 
 
 def test_a_warm_job_round_trips() -> None:
@@ -46,3 +50,15 @@ def test_commits_advance_to_the_lowest_offset_still_in_flight() -> None:
     assert offsets.committable() == {tp: 13}
     offsets.committed[tp] = 13
     assert offsets.committable() == {}
+
+
+async def test_a_poller_that_cannot_reach_kafka_says_the_broker_is_unavailable() -> None:
+    # regression: the poller created its topics with the clock's helper and reported an
+    # unreachable broker as a ClockError
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    service = PollerService(Settings(kafka_servers=(f"127.0.0.1:{port}",), namespace="t-nokafka."))
+    with pytest.raises(BrokerUnavailable, match="cannot reach Kafka"):
+        await service.start()
+    await service.stop()

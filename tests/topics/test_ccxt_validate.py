@@ -1,4 +1,5 @@
-"""Payload validation: garbage never becomes a record."""
+"""Payload validation: garbage from ccxt never becomes a record (the rules themselves are
+tested in tests/topics/test_contract.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from topics import Rejection, book_record, candles_record, ticker_record
 from topics.records import BookTop, Candles, Ticker
-from workers._poller_validate import Rejection, book_record, candles_record, ticker_record
 
 NOW = 1_750_000_000_000
 GOOD: dict[str, Any] = {
@@ -30,9 +31,13 @@ def test_a_good_ticker_is_normalised() -> None:
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        ({"last": None}, "no_last_price"),
-        ({"last": math.nan}, "no_last_price"),
-        ({"last": "100"}, "no_last_price"),
+        ({"last": None}, "missing_field"),
+        ({"last": math.nan}, "price_out_of_bounds"),
+        ({"last": "100"}, "wrong_type"),
+        ({"last": 1e-300}, "price_out_of_bounds"),
+        ({"timestamp": 1000}, "timestamp_too_old"),
+        ({"timestamp": NOW + 6_000}, "timestamp_in_future"),
+        ({"high": "<script>"}, "wrong_type"),
         ({"last": 0.0}, "non_positive_price"),
         ({"timestamp": None}, "no_timestamp"),
         ({"timestamp": NOW + 3_600_000}, "timestamp_in_future"),

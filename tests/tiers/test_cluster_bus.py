@@ -1,0 +1,90 @@
+"""The invalidation bus on a Redis Cluster outlives the seed node it was configured with:
+PUBLISH reaches every node, and the subscriber moves to another known node when its own
+one goes (before, it always reconnected to the seed URL, and with the seed gone the
+process never heard another invalidation while its L1 kept serving)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis.crc import key_slot
+
+from tests.tiers.test_cluster import start_cluster, stop_cluster
+from tiers import MultiTierCache
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[list[int], list[object]]]:
+    # the surviving nodes keep serving their own slots while one master is down
+    ports, procs = start_cluster(tmp_path, "--cluster-require-full-coverage", "no")
+    try:
+        yield ports, procs  # type: ignore[misc]
+    finally:
+        stop_cluster(procs)
+
+
+def key_off_the_seed(prefix: str) -> str:
+    """A key in the last third of the slots (the third node's: redis-cli assigns ranges in
+    the order the nodes are given), so it stays writable when the seed node dies."""
+    for i in range(10_000):
+        key = f"{prefix}:v2:misc:value:1m:c{i}"
+        if key_slot(key.encode()) > 10_923:
+            return key
+    raise AssertionError("no key found")
+
+
+async def test_invalidations_reach_the_l1_after_the_seed_node_dies(
+    cluster: tuple[list[int], list[object]], prefix: str
+) -> None:
+    ports, procs = cluster
+    url = f"redis+cluster://127.0.0.1:{ports[0]}"
+    channel = f"{prefix}:bus"
+    options = {"invalidation_channel": channel, "timeout_s": 2.0, "write_timeout_s": 2.0}
+    a = MultiTierCache.from_urls("memory://", url, **options)  # type: ignore[arg-type]
+    b = MultiTierCache.from_urls("memory://", url, **options)  # type: ignore[arg-type]
+    key = key_off_the_seed(prefix)
+    try:
+        assert await a.start() and await b.start()
+        await a.set(key, "v1", data_type="default", as_of=1)
+        assert (await b.get(key)).value == "v1"  # type: ignore[union-attr]
+        assert (await b.get(key)).tier == "memory"  # type: ignore[union-attr]
+
+        procs[0].terminate()  # type: ignore[attr-defined]  # the seed node
+        procs[0].wait(10)  # type: ignore[attr-defined]
+
+        async def written(value: str, as_of: int) -> None:
+            for _ in range(100):  # the writer's cluster client learns the topology anew
+                if "redis" in await a.set(key, value, data_type="default", as_of=as_of):
+                    return
+                await asyncio.sleep(0.1)
+            raise AssertionError(f"{value} never written")
+
+        async def b_reads(value: str) -> str:
+            for _ in range(100):
+                hit = await b.get(key)
+                if hit is not None and hit.value == value:
+                    return hit.tier
+                await asyncio.sleep(0.05)
+            raise AssertionError(f"b never read {value}")
+
+        await written("v2", 2)
+        await b_reads("v2")  # never the old L1 copy for long
+        for _ in range(200):  # b resubscribes, on a node that is alive
+            if b.subscribed:
+                break
+            await asyncio.sleep(0.05)
+        assert b.subscribed
+        assert await b_reads("v2") in ("memory", "redis")
+        assert (await b.get(key)).tier == "memory"  # type: ignore[union-attr]  # trusted again
+        invalidations = b.invalidations
+        await written("v3", 3)  # announced through a live node, heard by b's new subscription
+        assert await b_reads("v3") == "redis"  # b's L1 copy was dropped, not served
+        assert b.invalidations > invalidations
+    finally:
+        await a.close()
+        await b.close()

@@ -1,0 +1,176 @@
+"""Coherence: this process's L1 against writes and deletes made by others, over a ``Bus``.
+
+* ``announce`` sends one payload per batch: the keys and their ``as_of`` (or ``DROPPED``).
+* The listener applies what others announce: an L1 copy older than the announced ``as_of``
+  (or any copy of a dropped key) goes, and lookups in flight for it promote nothing older.
+* A lost subscription means announcements are being missed: from the moment it is lost
+  until the bus is back, the L1 is not trusted — emptied and refusing entries, so reads
+  go to the shared tiers — and it starts afresh once resubscribed.
+* Until the first subscription, the L1 is trusted as it fills (it starts empty; a miss
+  in those first milliseconds can at worst serve a copy one L1 TTL old).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Callable, Sequence
+
+import structlog
+
+from tiers._breaker import CircuitBreaker
+from tiers._bus import Bus, Subscription, decode_message, encode_message
+from tiers._errors import CacheError
+from tiers._memory import MemoryTier
+
+log = structlog.get_logger(__name__)
+
+#: keys per bus message: a 2,000-write batch is two messages of ~70 KB, not 2,000 messages
+MAX_KEYS_PER_MESSAGE = 1000
+
+
+class Coherence:
+    def __init__(
+        self,
+        bus: Bus,
+        l1: MemoryTier | None,
+        *,
+        on_change: Callable[[str, int], None],
+        publish_timeout_s: float = 1.0,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self.bus = bus
+        self.l1 = l1
+        self.id = uuid.uuid4().hex[:12]
+        self.publish_timeout_s = publish_timeout_s
+        self.breaker = breaker or CircuitBreaker("bus", failure_threshold=3, cooldown_s=1.0)
+        self.invalidations = 0  # L1 entries dropped because of others' announcements
+        self.published = 0
+        self.publish_errors = 0
+        self.publish_skipped = 0
+        self.bad_messages = 0
+        self.suspensions = 0  # times the L1 was set aside because the bus was lost
+        self.subscribed = asyncio.Event()
+        self._on_change = on_change
+        self._listener: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # ---- sending --------------------------------------------------------------------
+
+    async def announce(self, entries: Sequence[tuple[str, int]]) -> bool:
+        """Tell every other cache that these keys now hold these ``as_of`` (one message per
+        ``MAX_KEYS_PER_MESSAGE``); False if it could not all be sent (counted and logged;
+        the writes themselves stand, and other L1s expire their copies within one L1 TTL)."""
+        ok = True
+        for start in range(0, len(entries), MAX_KEYS_PER_MESSAGE):
+            ok = await self._publish(entries[start : start + MAX_KEYS_PER_MESSAGE]) and ok
+        return ok and bool(entries)
+
+    async def _publish(self, entries: Sequence[tuple[str, int]]) -> bool:
+        if not self.breaker.allow():
+            self.publish_skipped += 1  # the bus failed just now: not waited on again yet
+            return False
+        payload = encode_message(self.id, entries)
+        try:
+            async with asyncio.timeout(self.publish_timeout_s):
+                await self.bus.publish(payload)
+        except (CacheError, TimeoutError) as exc:
+            self.publish_errors += 1
+            self.breaker.failure(type(exc).__name__)
+            log.warning("bus_publish_failed", bus=self.bus.name, keys=len(entries), error=str(exc))
+            return False
+        except BaseException:
+            self.breaker.abandon()
+            raise
+        self.breaker.success()
+        self.published += 1
+        return True
+
+    # ---- receiving ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start listening (once; only a cache with an L1 has anything to keep coherent)."""
+        if self._listener is None and not self._closed and self.l1 is not None:
+            self._listener = asyncio.get_running_loop().create_task(self._listen())
+
+    @property
+    def listening(self) -> bool:
+        return self._listener is not None
+
+    async def wait_subscribed(self, wait_s: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait_s):
+                await self.subscribed.wait()
+        return self.subscribed.is_set()
+
+    def deliver(self, payload: bytes) -> None:
+        """Apply one payload from the bus to the L1."""
+        assert self.l1 is not None
+        try:
+            sender, entries = decode_message(payload)
+        except (ValueError, UnicodeDecodeError):
+            self.bad_messages += 1
+            log.warning("bus_message_unreadable", bus=self.bus.name, head=payload[:60])
+            return
+        if sender == self.id:
+            return
+        drop = self.l1.drop_older
+        for key, as_of in entries:
+            if drop(key, as_of):
+                self.invalidations += 1
+            self._on_change(key, as_of)
+
+    async def _listen(self) -> None:
+        backoff, lost = 0.1, False
+        while not self._closed:
+            subscription: Subscription | None = None
+            try:
+                subscription = await self.bus.subscribe()
+                if lost:
+                    self._resumed()
+                    lost = False
+                self.subscribed.set()
+                backoff = 0.1
+                while True:
+                    payload = await subscription.next(timeout_s=1.0)
+                    if payload is not None:
+                        self.deliver(payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # CacheUnavailable, or a bug: never end the listener
+                if not lost:
+                    log.warning("invalidation_listener_lost", bus=self.bus.name,
+                                error=type(exc).__name__)  # fmt: skip
+                    self._lost()
+                lost = True
+                self.subscribed.clear()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+            finally:
+                if subscription is not None:
+                    with contextlib.suppress(Exception):
+                        async with asyncio.timeout(1.0):
+                            await subscription.close()
+
+    def _lost(self) -> None:
+        assert self.l1 is not None
+        # from now on announcements are missed: nothing in L1 can be trusted
+        self.l1.suspend()
+        self.suspensions += 1
+
+    def _resumed(self) -> None:
+        assert self.l1 is not None
+        log.warning("l1_resumed_after_resubscribe", bus=self.bus.name)
+        self.l1.resume()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                async with asyncio.timeout(2.0):
+                    await self._listener
+        with contextlib.suppress(CacheError, TimeoutError):
+            async with asyncio.timeout(2.0):
+                await self.bus.close()
