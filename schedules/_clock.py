@@ -144,6 +144,10 @@ class PhaseClock:
             log.warning("override_log_unread", topic=self._phase_topic)
         self._scheduler.start(paused=True)
         await self.election.start(self._producer)
+        # the lead is renewed on its own beat, so a slow takeover (reading warm.jobs) or a
+        # slow reschedule never lets it lapse
+        renewing = asyncio.create_task(self._renew(stop), name="clock-election")
+        tasks.append(renewing)
         log.info(
             "clock_started",
             owner=self.owner,
@@ -154,6 +158,8 @@ class PhaseClock:
         )
         try:
             while not stop.is_set():
+                if renewing.done():  # a bug, not Kafka trouble (hold() absorbs that)
+                    renewing.result()
                 await self._tick()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self._tick_s)
@@ -169,10 +175,16 @@ class PhaseClock:
             self._scheduler.shutdown(wait=False)
             await self._producer.stop()
 
+    async def _renew(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.election.hold()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._tick_s)
+
     async def _tick(self) -> None:
-        """Once a second or so: the election, the override, boost staleness."""
+        """Once a second or so: leadership, the override, boost staleness."""
         override = self.overrides.current()
-        leading = await self.election.hold()
+        leading = self.election.leading
         async with self._lock:
             if leading and not self.leader:
                 self.override = override

@@ -15,13 +15,13 @@ from schedules import (
     ClockElection,
     OverrideLog,
     Phase,
-    ensure_topics,
     parse_override,
     pick_leader,
 )
 from schedules._leader import Candidate, members
 from schedules._overrides import OVERRIDE_KEY
 from topics import CONTROL_CLOCK, CONTROL_PHASE
+from topics.kafka import ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 async def test_an_override_is_set_read_cleared_and_expires_by_itself(
     kafka_bootstrap: str, namespace: str
 ) -> None:
-    await ensure_topics(kafka_bootstrap, [CONTROL_PHASE], namespace)
+    await ensure_topics(kafka_bootstrap, namespace, [CONTROL_PHASE])
     log = OverrideLog(kafka_bootstrap, namespace)
     assert await log.get() is None
     assert await log.clear() is False
@@ -49,7 +49,7 @@ async def test_an_override_is_set_read_cleared_and_expires_by_itself(
 
 
 async def test_a_malformed_override_record_is_ignored(kafka_bootstrap: str, namespace: str) -> None:
-    await ensure_topics(kafka_bootstrap, [CONTROL_PHASE], namespace)
+    await ensure_topics(kafka_bootstrap, namespace, [CONTROL_PHASE])
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await producer.start()
     try:
@@ -79,7 +79,7 @@ def test_the_partition_stays_with_the_leader_else_goes_to_the_oldest() -> None:
 async def elections(
     kafka_bootstrap: str, namespace: str, owners: list[str]
 ) -> AsyncIterator[dict[str, ClockElection]]:
-    await ensure_topics(kafka_bootstrap, [CONTROL_CLOCK], namespace)
+    await ensure_topics(kafka_bootstrap, namespace, [CONTROL_CLOCK])
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await producer.start()
     made: dict[str, ClockElection] = {}
