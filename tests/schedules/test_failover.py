@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -111,6 +112,16 @@ async def test_the_second_clock_takes_over_when_the_leader_is_killed(
     leader = await a_leader(recorder, namespace)
     first_token = jobs_of(recorder, namespace)[-1].value.fencing_token
     assert first_token >= 1
+    # `warmfleet phase show` names the leader, its token and the standby, from Kafka alone
+    env = {**os.environ, "WARMFLEET_NAMESPACE": namespace,
+           "WARMFLEET_KAFKA_URL": f"kafka://{kafka_bootstrap}"}  # fmt: skip
+    shown = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "workers.cli", "phase", "show", "--json"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    state = json.loads(shown.stdout)["clock"]
+    assert (state["owner"], state["token"]) == (leader, first_token)
+    assert len(state["standby"]) == 1 and state["standby"][0] != leader
     victim = next(p for p in procs if p.pid == pid_of(leader))
     survivor = next(p for p in procs if p is not victim)
     assert survivor.poll() is None
