@@ -1,10 +1,17 @@
-"""Reader API throughput on loopback: hot keys, one reader process, load from a second process.
+"""The reader against nginx on loopback, in the same run: warm keys, wrk -t1 -c32.
 
-Baseline in the same run: a bare aiohttp process answering a constant JSON body of the same
-size (what the web stack alone costs). Load: wrk (apt-get install wrk) cycling over the hot
-keys, 1 thread, --connections. Prints RPS, p50 and p99 per round, medians and the ratio.
+nginx (one worker, Debian nginx-light) serves a static file of exactly the size of the
+reader's warm answer: the machine's HTTP ceiling. The reader (`warmfleet reader`, a
+separate process) serves 100 hot ticker keys warmed in Memcached and Redis. wrk (one
+thread) cycles over the same paths against both, alternating, for several rounds; the
+benchmark prints RPS, p50, p95 and p99 per round, the medians, and the ratio of the medians
+(and the median of per-round ratios). Optionally a bare aiohttp handler as a third baseline.
+wrk and nginx-light are installed with apt-get on first use.
 
-    .venv/bin/python bench/bench_reader.py [--rounds 3] [--seconds 8] [--keys 100]
+    .venv/bin/python bench/bench_reader.py [--rounds 5] [--seconds 8] [--keys 100]
+        [--connections 32] [--workers 1] [--aiohttp]
+
+Goal (issue 13): reader >= 0.5x nginx, p99 <= 2 ms at 32 connections.
 """
 
 from __future__ import annotations
@@ -12,30 +19,38 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+import urllib.request
+from dataclasses import fields, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._http_tools import (
+    P95_HOOK,
+    Load,
+    cpu_seconds,
+    ensure_tools,
+    pin,
+    run_wrk,
+    start_nginx,
+    wait_port,
+)
+from readers._server import free_port
 from tiers import MultiTierCache
 from topics import key_for
 
 PREFIX = "benchreader"
 BARE = textwrap.dedent(
     """
-    import sys, orjson, uvloop
+    import sys, uvloop
     from aiohttp import web
-    VALUE = {"last": 64000.5, "bid": 64000.0, "ask": 64001.0}
-    DOC = {"key": "x" * 48, "value": VALUE, "as_of": 1, "age_ms": 3, "tier": "memory"}
-    BODY = orjson.dumps(DOC)
+    BODY = open(sys.argv[2], "rb").read()
     async def h(request):
         return web.Response(body=BODY, content_type="application/json",
                             headers={"Cache-Control": "public, max-age=14", "ETag": '"abc"'})
@@ -45,21 +60,22 @@ BARE = textwrap.dedent(
     """
 )
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise SystemExit(f"nothing listens on {port}")
+BARE_GRANIAN = textwrap.dedent(
+    """
+    import sys
+    from granian.constants import HTTPModes, Interfaces, Loops
+    from granian.server import Server
+    BODY = open(sys.argv[2], "rb").read()
+    HEADERS = [("content-type", "application/json"), ("etag", '"abc"'),
+               ("cache-control", "public, max-age=14")]
+    async def app(scope, proto):
+        proto.response_bytes(200, HEADERS, BODY)
+    if __name__ == "__main__":
+        Server("bare_granian:app", address="127.0.0.1", port=int(sys.argv[1]),
+               interface=Interfaces.RSGI, http=HTTPModes.http1, loop=Loops.uvloop,
+               websockets=False, log_level="warning").serve()
+    """
+)
 
 
 def symbols(n: int) -> list[str]:
@@ -71,11 +87,8 @@ async def warm(n: int, memcached: str, redis: str) -> None:
     now = int(time.time() * 1000)
     for sym in symbols(n):
         value = {
-            "exchange": "binance",
-            "symbol": sym,
-            "last": 64000.5,
-            "bid": 64000.0,
-            "ask": 64001.0,
+            **{"exchange": "binance", "symbol": sym, "last": 64000.5, "bid": 64000.0},
+            **{"ask": 64001.0, "high": 64500.25, "low": 63010.75, "volume": 1234.5678},
         }
         # long-lived: the benchmark must read warm keys the whole time
         await cache.set(
@@ -91,87 +104,140 @@ async def warm(n: int, memcached: str, redis: str) -> None:
 def lua_script(n: int) -> str:
     paths = ",".join(f'"/v2/tickers/binance/{s.replace("/", "-")}"' for s in symbols(n))
     body = "  i = i % #paths + 1\n  return wrk.format(nil, paths[i])\n"
-    return f"local paths = {{{paths}}}\nlocal i = 0\nrequest = function()\n{body}end\n"
+    return f"local paths = {{{paths}}}\nlocal i = 0\nrequest = function()\n{body}end\n{P95_HOOK}"
 
 
-UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+def fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as resp:  # loopback only
+        return bytes(resp.read())
 
 
-def run_wrk(port: int, seconds: int, connections: int, script: Path) -> tuple[float, float, float]:
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
-         f"http://127.0.0.1:{port}"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-
-    def pct(p: str) -> float:
-        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
-        return float(value) * UNIT[unit]
-
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if non2xx:
-        raise SystemExit(f"{non2xx.group(1)} non-2xx answers: the keys are not warm\n{out}")
-    return rps, pct("50"), pct("99")
+def figures(load: Load) -> str:
+    return (
+        f"{load.rps:>9,.0f} req/s  p50 {load.p50:.2f} ms  p95 {load.p95:.2f} ms  "
+        f"p99 {load.p99:.2f} ms  server CPU {load.cpu_us:.1f} us/req"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--keys", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=1, help="reader worker processes")
+    parser.add_argument("--aiohttp", action="store_true", help="also a bare aiohttp handler")
+    parser.add_argument(
+        "--granian", action="store_true", help="also a bare granian RSGI handler (constant bytes)"
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="every server on CPU 0 (all its threads), wrk on CPU 1: the same one core each",
+    )
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("bench_reader needs wrk: apt-get install wrk")
+    ensure_tools("wrk", "nginx")
     memcached = os.environ.get("WARMFLEET_MEMCACHED_URL", "memcached://127.0.0.1:11211")
     redis = os.environ.get("WARMFLEET_REDIS_URL", "redis://127.0.0.1:6379/0")
     asyncio.run(warm(args.keys, memcached, redis))
-    tmp = Path(tempfile.mkdtemp())
-    (tmp / "bare.py").write_text(BARE)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-reader-"))
     script = tmp / "paths.lua"
     script.write_text(lua_script(args.keys))
     env = {**os.environ, "WARMFLEET_KEY_PREFIX": PREFIX, "WARMFLEET_LOG_LEVEL": "WARNING",
            "WARMFLEET_MEMCACHED_URL": memcached, "WARMFLEET_REDIS_URL": redis}  # fmt: skip
-    results: dict[str, list[tuple[float, float, float]]] = {"bare aiohttp": [], "reader": []}
-    ports = {"bare aiohttp": free_port(), "reader": free_port()}
+    ports = {"nginx": free_port(), "reader": free_port()}
     procs = {
-        "bare aiohttp": subprocess.Popen(
-            [sys.executable, str(tmp / "bare.py"), str(ports["bare aiohttp"])]
-        ),
         "reader": subprocess.Popen(
-            [sys.executable, "-m", "workers.cli", "reader", "--port", str(ports["reader"])], env=env
-        ),
+            [
+                sys.executable,
+                "-m",
+                "workers.cli",
+                "reader",
+                "--port",
+                str(ports["reader"]),
+                "--workers",
+                str(args.workers),
+            ],
+            env=env,
+        )
     }
     try:
+        wait_port(ports["reader"])
+        body = fetch(f"http://127.0.0.1:{ports['reader']}/v2/tickers/binance/S000-USDT")
+        procs["nginx"] = start_nginx(tmp, ports["nginx"], body)
+        if args.aiohttp:
+            ports["bare aiohttp"] = free_port()
+            (tmp / "bare.py").write_text(BARE)
+            (tmp / "body.bin").write_bytes(body)
+            procs["bare aiohttp"] = subprocess.Popen(
+                [sys.executable, str(tmp / "bare.py"), str(ports["bare aiohttp"]),
+                 str(tmp / "body.bin")]
+            )  # fmt: skip
+        if args.granian:
+            ports["bare granian"] = free_port()
+            (tmp / "bare_granian.py").write_text(BARE_GRANIAN)
+            (tmp / "body.bin").write_bytes(body)
+            procs["bare granian"] = subprocess.Popen(
+                [sys.executable, str(tmp / "bare_granian.py"), str(ports["bare granian"]),
+                 str(tmp / "body.bin")], cwd=tmp,
+            )  # fmt: skip
         for port in ports.values():
             wait_port(port)
+        wrk_cpu = None
+        if args.pin:
+            for proc in procs.values():
+                pin(proc.pid, "0")
+            wrk_cpu = "1"
+        pinned = "servers on CPU 0, wrk on CPU 1" if args.pin else "not pinned"
+        print(
+            f"body {len(body)} bytes; {args.workers} reader worker(s); {os.cpu_count()} cores; "
+            f"{pinned}; load average {os.getloadavg()[0]:.1f}"
+        )
+        results: dict[str, list[Load]] = {name: [] for name in ports}
         for port in ports.values():  # warm-up: L1 fills, connections open
-            run_wrk(port, 2, args.connections, script)
+            run_wrk(f"http://127.0.0.1:{port}", 2, args.connections, script, wrk_cpu)
         for r in range(args.rounds):
             for name, port in ports.items():
-                rps, p50, p99 = run_wrk(port, args.seconds, args.connections, script)
-                results[name].append((rps, p50, p99))
-                figures = f"{rps:>9,.0f} req/s  p50 {p50:.2f} ms  p99 {p99:.2f} ms"
-                print(f"round {r + 1} {name:<13} {figures}")
+                before = cpu_seconds(procs[name].pid)
+                url = f"http://127.0.0.1:{port}"
+                load = run_wrk(url, args.seconds, args.connections, script, wrk_cpu)
+                cpu_us = (cpu_seconds(procs[name].pid) - before) / load.requests * 1e6
+                load = replace(load, cpu_us=cpu_us)
+                results[name].append(load)
+                print(f"round {r + 1} {name:<13} {figures(load)}", flush=True)
     finally:
         for proc in procs.values():
             proc.terminate()
             proc.wait(10)
-    setup = f"{args.rounds} rounds, {args.connections} connections, {args.keys} hot keys"
-    print(f"\nmedians over {setup}:")
-    med = {
-        n: [statistics.median(col) for col in zip(*rs, strict=True)] for n, rs in results.items()
-    }
-    for name, (rps, p50, p99) in med.items():
-        print(f"  {name:<13} {rps:>9,.0f} req/s  p50 {p50:.2f} ms  p99 {p99:.2f} ms")
-    ratio = med["reader"][0] / med["bare aiohttp"][0]
-    print(f"  reader / bare aiohttp throughput: {ratio:.2f}x")
-    print(
-        f"  goal >= 15,000 req/s with p99 <= 5 ms: "
-        f"{'met' if med['reader'][0] >= 15000 and med['reader'][2] <= 5 else 'NOT met'}"
-    )
+    report(results, args)
     return 0
+
+
+def report(results: dict[str, list[Load]], args: argparse.Namespace) -> None:
+    setup = f"{args.rounds} rounds of {args.seconds} s, wrk -t1 -c{args.connections}"
+    print(f"\nmedians over {setup}, {args.keys} hot keys:")
+    med = {
+        name: Load(*(statistics.median(getattr(x, f.name) for x in loads) for f in fields(Load)))
+        for name, loads in results.items()
+    }
+    for name, load in med.items():
+        print(f"  {name:<13} {figures(load)}")
+    per_round = [r.rps / n.rps for r, n in zip(results["reader"], results["nginx"], strict=True)]
+    ratio = med["reader"].rps / med["nginx"].rps
+    print(
+        f"  reader / nginx throughput: {ratio:.2f}x (median of per-round ratios "
+        f"{statistics.median(per_round):.2f}x, range {min(per_round):.2f}-{max(per_round):.2f})"
+    )
+    cpu = med["reader"].cpu_us / med["nginx"].cpu_us
+    print(
+        f"  reader / nginx server CPU per request: {cpu:.2f}x (granian spreads its share over "
+        "a Rust and a Python thread; nginx is one process)"
+    )
+    for bare in ("bare aiohttp", "bare granian"):
+        if bare in med:
+            print(f"  {bare} / nginx: {med[bare].rps / med['nginx'].rps:.2f}x")
+    met = ratio >= 0.5 and med["reader"].p99 <= 2.0
+    print(f"  goal >= 0.5x nginx with p99 <= 2 ms: {'met' if met else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,23 @@
-"""HTTP reader API over ``MultiTierCache``."""
+"""HTTP reader API over ``MultiTierCache``, served by granian (RSGI)."""
 
 from __future__ import annotations
 
-from readers._app import Reader, create_app
+from readers._app import Reader, ReaderApp, create_app
+from readers._limits import ReaderLimits, ServerOptions, add_server_arguments, server_options
 from readers._openapi import openapi_document
 from readers._routes import BadRequest
+from readers._server import running_reader, serve
 
-__all__ = ["BadRequest", "Reader", "create_app", "openapi_document"]
+__all__ = [
+    "BadRequest",
+    "Reader",
+    "ReaderApp",
+    "ReaderLimits",
+    "ServerOptions",
+    "add_server_arguments",
+    "create_app",
+    "openapi_document",
+    "running_reader",
+    "serve",
+    "server_options",
+]

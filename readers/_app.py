@@ -2,39 +2,39 @@
 
 Every answer carries ``as_of`` (exchange time, ms), ``age_ms`` and the ``tier`` it came from,
 with ``Cache-Control`` and ``ETag``; ``max_age`` (seconds) refuses older data. A client's
-mistake is a 400 with a body that says what to send; a cold or unknown key is a 404.
+mistake is a 4xx with a JSON body that says what to send; a cold or unknown key is a 404.
+
+``ReaderApp`` is an RSGI application (granian's native interface: the request arrives as a
+scope with the path already parsed, the answer leaves as one bytes object), served by
+``readers._server``. Routing is a few string tests, memoised per path.
 """
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
+from urllib.parse import parse_qsl
 
 import orjson
 import structlog
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from readers import _routes as routes
+from readers._answers import Answer, HitLike, WarmEncoder, error, json_answer, warm_with
+from readers._connections import ConnectionWatch
+from readers._limits import ReaderLimits, usable_connections
+from readers._metrics import STATS
 from readers._openapi import openapi_document
+from topics import KEY_PREFIX
 
 log = structlog.get_logger(__name__)
 
-REQUESTS = Counter("warmfleet_reader_requests_total", "Reader HTTP requests", ["route", "status"])
-LATENCY = Histogram(
-    "warmfleet_reader_request_seconds",
-    "Reader HTTP request latency",
-    ["route"],
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
-)
-
-
-class HitLike(Protocol):
-    value: Any
-    as_of: int
-    age: float
-    tier: str
+Probe = Callable[[], Awaitable[bool]]
+ALLOW = "GET, HEAD"
+_perf = time.perf_counter
 
 
 class Reader(Protocol):
@@ -43,172 +43,250 @@ class Reader(Protocol):
     async def get(self, key: str, *, max_age: float | None = None) -> HitLike | None: ...
 
 
-Probe = Callable[[], Awaitable[bool]]
+class Scope(Protocol):
+    """The part of granian's RSGI scope the reader reads."""
 
-CACHE_KEY: web.AppKey[Reader] = web.AppKey("cache", Reader)
-PREFIX: web.AppKey[str] = web.AppKey("prefix", str)
-READY: web.AppKey[Probe] = web.AppKey("ready", Probe)  # type: ignore[arg-type]
-JSON = "application/json"
+    method: str
+    path: str  # percent-decoded
+    query_string: str  # raw
 
-
-def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(body), content_type=JSON, headers=headers)
-
-
-def _not_found(key: str, detail: str) -> web.Response:
-    return _json(404, {"error": "not_found", "key": key, "detail": detail})
+    @property
+    def headers(self) -> Any: ...  # a mapping: .get(name), .items()
 
 
-def _etag(as_of: int) -> str:
-    # a resource's value only changes with a newer as_of (writes are monotonic per key)
-    return f'"{as_of:x}"'
+class HTTPProtocol(Protocol):
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None: ...
 
 
-async def _lookup(request: web.Request, key: str) -> tuple[HitLike | None, web.Response | None]:
-    """The hit, or the 404 to answer with (cold, or older than the client's max_age)."""
-    cache = request.app[CACHE_KEY]
-    limit = routes.max_age(request.query.get("max_age"))
-    hit = await cache.get(key, max_age=limit)
-    if hit is not None:
-        return hit, None
-    if limit is not None:
-        older = await cache.get(key)
-        if older is not None:
-            detail = f"the warm value is {older.age:.1f} s old, older than max_age={limit:g}"
-            return None, _json(
-                404,
-                {"error": "stale", "key": key, "detail": detail, "age_ms": round(older.age * 1000)},
-            )
-    return None, _not_found(key, "no warm value for this key: it is cold or unknown")
+# route name (the metric label, as the aiohttp router named them) per fixed path
+_FIXED = {p: p for p in ("/v2/overview", "/metrics", "/healthz", "/readyz", "/openapi.json")}
+_TICKER = "/v2/tickers/{exchange}/{symbol}"
+_OVERVIEW_EX = "/v2/overview/{exchange}"
+_ANALYSIS = "/v2/analysis/{exchange}/{symbol}"
+_KEYS = "/v2/keys/{key}"
 
 
-def _answer(request: web.Request, key: str, hit: HitLike, extra: dict[str, Any]) -> web.Response:
-    etag = _etag(hit.as_of)
-    max_age = max(0, int(routes.freshness_s(key) - hit.age))
-    headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}"}
-    if request.headers.get("If-None-Match") == etag:
-        return web.Response(status=304, headers=headers)
-    body = {
-        "key": key,
-        "value": hit.value,
-        "as_of": hit.as_of,
-        "age_ms": round(hit.age * 1000),
-        "tier": hit.tier,
-        **extra,
-    }
-    return _json(200, body, headers)
+def _route(path: str) -> tuple[str, tuple[str, ...]] | None:
+    """(route name, its path parameters), or None when no route has this path."""
+    name = _FIXED.get(path)
+    if name is not None:
+        return name, ()
+    for prefix, name in (("/v2/tickers/", _TICKER), ("/v2/analysis/", _ANALYSIS)):
+        if path.startswith(prefix):
+            exchange, sep, sym = path[len(prefix) :].partition("/")
+            return (name, (exchange, sym)) if exchange and sep and sym else None
+    if path.startswith("/v2/overview/"):
+        exchange = path[13:]
+        return (_OVERVIEW_EX, (exchange,)) if exchange and "/" not in exchange else None
+    if path.startswith("/v2/keys/") and len(path) > 9:
+        return _KEYS, (path[9:],)
+    return None
 
 
-async def _serve_key(request: web.Request, key: str) -> web.Response:
-    hit, miss = await _lookup(request, key)
-    return miss if hit is None else _answer(request, key, hit, {})  # type: ignore[return-value]
-
-
-async def ticker(request: web.Request) -> web.Response:
-    m = request.match_info
-    return await _serve_key(
-        request, routes.ticker_key(request.app[PREFIX], m["exchange"], m["symbol"])
-    )
-
-
-async def overview(request: web.Request) -> web.Response:
-    return await _serve_key(request, routes.overview_key(request.app[PREFIX], "all"))
-
-
-async def overview_exchange(request: web.Request) -> web.Response:
-    key = routes.overview_key(request.app[PREFIX], request.match_info["exchange"])
-    return await _serve_key(request, key)
-
-
-async def analysis(request: web.Request) -> web.Response:
-    m = request.match_info
-    key, signals_key = routes.analysis_keys(request.app[PREFIX], m["exchange"], m["symbol"])
-    hit, miss = await _lookup(request, key)
-    if hit is None:
-        return miss  # type: ignore[return-value]
-    signals = await request.app[CACHE_KEY].get(signals_key)
-    return _answer(request, key, hit, {"signals": None if signals is None else signals.value})
-
-
-async def raw(request: web.Request) -> web.Response:
-    return await _serve_key(request, routes.raw_key(request.match_info["key"]))
-
-
-async def metrics(request: web.Request) -> web.Response:
-    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-async def healthz(request: web.Request) -> web.Response:
-    return _json(200, {"status": "ok"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    ready = await request.app[READY]()
-    return _json(200 if ready else 503, {"status": "ready" if ready else "no cache tier answers"})
-
-
-async def openapi(request: web.Request) -> web.Response:
-    return _json(200, openapi_document())
-
-
-@web.middleware
-async def _errors_and_metrics(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    route = request.match_info.route.resource
-    name = route.canonical if route is not None else "unmatched"
-    started = time.perf_counter()
-    try:
-        response = await handler(request)
-    except routes.BadRequest as exc:
-        response = _json(400, {"error": "bad_request", "detail": str(exc)})
-    except web.HTTPException as exc:
-        if exc.status == 404:
-            response = _json(404, {"error": "not_found", "detail": f"no route for {request.path}"})
-        elif exc.status == 405:
-            response = _json(405, {"error": "method_not_allowed", "detail": exc.text or ""})
-        else:
-            raise
-    except Exception:
-        log.exception("reader_request_failed", path=request.path)
-        response = _json(500, {"error": "internal", "detail": "the reader failed; see its log"})
-    _count(name, response.status, time.perf_counter() - started)
-    return response
-
-
-_children: dict[tuple[str, int], tuple[Any, Any]] = {}
-
-
-def _count(route: str, status: int, seconds: float) -> None:
-    """Metrics with the label lookups done once per (route, status), not per request."""
-    pair = _children.get((route, status))
-    if pair is None:
-        pair = _children[(route, status)] = (
-            REQUESTS.labels(route, str(status)),
-            LATENCY.labels(route),
-        )
-    pair[0].inc()
-    pair[1].observe(seconds)
+def _header_bytes(headers: Any) -> int:
+    return sum(len(name) + len(value) + 4 for name, value in headers.items())
 
 
 async def _always_ready() -> bool:
     return True
 
 
+class ReaderApp:
+    """The reader as an RSGI app. ``on_close`` runs when the worker stops (closing the cache
+    the worker opened); ``watch_port`` turns on the connection watcher for that port."""
+
+    def __init__(
+        self,
+        cache: Reader,
+        *,
+        key_prefix: str = KEY_PREFIX,
+        ready: Probe | None = None,
+        limits: ReaderLimits | None = None,
+        watch_port: int | None = None,
+        on_close: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    ) -> None:
+        self.cache = cache
+        self.prefix = key_prefix
+        self.ready = ready or _always_ready
+        self.limits = limits or ReaderLimits()
+        self.watch_port = watch_port
+        self.on_close = on_close
+        self.encoder = WarmEncoder()
+        # path -> (route, cache keys, freshness s if the hot path may answer it, else 0)
+        self._keys: dict[str, tuple[str, tuple[str, ...], int]] = {}
+        self._openapi = orjson.dumps(openapi_document())
+        self._watch: asyncio.Task[None] | None = None
+
+    # ---- RSGI -----------------------------------------------------------------------
+
+    def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # what exists at start (modules, the app, the cache's structures) lives for the
+        # worker's life: out of the collector's generations, full collections stay short
+        gc.freeze()
+        if self.watch_port is not None:
+            cap = usable_connections(self.limits.max_connections)  # what granian was given
+            watch = ConnectionWatch(self.watch_port, cap, STATS)
+            self._watch = loop.create_task(watch.run())
+
+    def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
+        log.info("reader_stopping")
+        if self._watch is not None:
+            self._watch.cancel()
+        if self.on_close is None:
+            return
+        if loop.is_running():  # embedded: the caller's loop goes on
+            loop.create_task(self.on_close())
+        else:
+            loop.run_until_complete(self.on_close())
+
+    async def __rsgi__(self, scope: Scope, proto: HTTPProtocol) -> None:
+        started = _perf()
+        path = scope.path
+        known = self._keys.get(path)
+        # the hot path: a known single-key GET without a query, answered from the cache
+        if known is not None and known[2] and scope.method == "GET" and not scope.query_string:
+            headers = scope.headers
+            if _header_bytes(headers) <= self.limits.max_header_bytes:
+                route, keys, fresh = known
+                try:
+                    hit = await self.cache.get(keys[0])
+                    if hit is not None:
+                        answer = self.encoder.answer(
+                            keys[0], hit, fresh, headers.get("if-none-match")
+                        )
+                    else:
+                        answer = await self._miss(keys[0], None)
+                except Exception:
+                    answer = _failed(path)
+                proto.response_bytes(*answer)
+                STATS.record(route, answer.status, _perf() - started)
+                return
+        route, answer = await self.handle(
+            scope.method, scope.path, scope.query_string, scope.headers
+        )
+        proto.response_bytes(*answer)
+        STATS.record(route, answer.status, _perf() - started)
+
+    # ---- dispatch -------------------------------------------------------------------
+
+    async def handle(self, method: str, path: str, query: str, headers: Any) -> tuple[str, Answer]:
+        """(route name for the metrics, the answer). Never raises."""
+        limits = self.limits
+        if len(path) + len(query) > limits.max_url_bytes:
+            detail = f"the URL is longer than {limits.max_url_bytes} bytes"
+            return "unmatched", error(414, "uri_too_long", detail)
+        if _header_bytes(headers) > limits.max_header_bytes:
+            detail = f"the request headers are larger than {limits.max_header_bytes} bytes"
+            return "unmatched", error(431, "headers_too_large", detail)
+        known = self._keys.get(path)
+        if known is None:
+            found = _route(path)
+            if found is None:
+                return "unmatched", error(404, "not_found", f"no route for {path}")
+            route = found[0]
+        else:
+            route = known[0]
+        if method != "GET" and method != "HEAD":
+            detail = f"{method} is not allowed here; use GET"
+            answer = error(405, "method_not_allowed", detail)
+            answer.headers.append(("allow", ALLOW))
+            return route, answer
+        try:
+            if known is None:
+                known = self._resolve(path, *found)  # type: ignore[misc]
+            return route, await self._serve(route, known[1], query, headers)
+        except routes.BadRequest as exc:
+            return route, error(400, "bad_request", str(exc))
+        except Exception:
+            return route, _failed(path)
+
+    def _resolve(
+        self, path: str, route: str, params: tuple[str, ...]
+    ) -> tuple[str, tuple[str, ...], int]:
+        """Path parameters -> cache keys (raises BadRequest), remembered per path."""
+        prefix = self.prefix
+        if route == _TICKER:
+            keys: tuple[str, ...] = (routes.ticker_key(prefix, *params),)
+        elif route == "/v2/overview":
+            keys = (routes.overview_key(prefix, "all"),)
+        elif route == _OVERVIEW_EX:
+            keys = (routes.overview_key(prefix, params[0]),)
+        elif route == _ANALYSIS:
+            keys = routes.analysis_keys(prefix, *params)
+        elif route == _KEYS:
+            keys = (routes.raw_key(params[0]),)
+        else:
+            keys = ()
+        if len(self._keys) >= 65536:
+            self._keys.clear()
+        fresh = routes.freshness_s(keys[0]) if len(keys) == 1 else 0
+        resolved = self._keys[path] = (route, keys, fresh)
+        return resolved
+
+    async def _serve(self, route: str, keys: tuple[str, ...], query: str, headers: Any) -> Answer:
+        if not keys:
+            return await self._plain(route)
+        key = keys[0]
+        limit = _max_age(query) if query else None
+        hit = await self.cache.get(key, max_age=limit)
+        if hit is None:
+            return await self._miss(key, limit)
+        fresh = routes.freshness_s(key)
+        if route == _ANALYSIS:
+            signals = await self.cache.get(keys[1])
+            extra = {"signals": None if signals is None else signals.value}
+            return warm_with(key, hit, fresh, headers.get("if-none-match"), extra)
+        return self.encoder.answer(key, hit, fresh, headers.get("if-none-match"))
+
+    async def _miss(self, key: str, limit: float | None) -> Answer:
+        """The 404 to answer with: cold, or older than the client's max_age."""
+        if limit is not None:
+            older = await self.cache.get(key)
+            if older is not None:
+                detail = f"the warm value is {older.age:.1f} s old, older than max_age={limit:g}"
+                age_ms = round(older.age * 1000)
+                return error(404, "stale", detail, key=key, age_ms=age_ms)
+        return error(404, "not_found", "no warm value for this key: it is cold or unknown", key=key)
+
+    async def _plain(self, route: str) -> Answer:
+        if route == "/metrics":
+            return Answer(200, [("content-type", CONTENT_TYPE_LATEST)], generate_latest())
+        if route == "/healthz":
+            return json_answer(200, {"status": "ok"})
+        if route == "/readyz":
+            ready = await self.ready()
+            return json_answer(
+                200 if ready else 503, {"status": "ready" if ready else "no cache tier answers"}
+            )
+        return Answer(200, [("content-type", "application/json")], self._openapi)
+
+
+def _failed(path: str) -> Answer:
+    log.exception("reader_request_failed", path=path)
+    return error(500, "internal", "the reader failed; see its log")
+
+
+def _max_age(query: str) -> float | None:
+    given = [value for name, value in parse_qsl(query, keep_blank_values=True) if name == "max_age"]
+    if len(given) > 1:
+        raise routes.BadRequest(f"max_age given {len(given)} times; give it once")
+    return routes.max_age(given[0]) if given else None
+
+
 def create_app(
-    cache: Reader, *, key_prefix: str = "virt", ready: Probe | None = None
-) -> web.Application:
-    app = web.Application(middlewares=[_errors_and_metrics])
-    app[CACHE_KEY] = cache
-    app[PREFIX] = key_prefix
-    app[READY] = ready or _always_ready
-    app.router.add_get("/v2/tickers/{exchange}/{symbol:.+}", ticker)
-    app.router.add_get("/v2/overview", overview)
-    app.router.add_get("/v2/overview/{exchange}", overview_exchange)
-    app.router.add_get("/v2/analysis/{exchange}/{symbol:.+}", analysis)
-    app.router.add_get("/v2/keys/{key:.+}", raw)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/openapi.json", openapi)
-    return app
+    cache: Reader,
+    *,
+    key_prefix: str = KEY_PREFIX,
+    ready: Probe | None = None,
+    limits: ReaderLimits | None = None,
+    watch_port: int | None = None,
+    on_close: Callable[[], Coroutine[Any, Any, None]] | None = None,
+) -> ReaderApp:
+    return ReaderApp(
+        cache,
+        key_prefix=key_prefix,
+        ready=ready,
+        limits=limits,
+        watch_port=watch_port,
+        on_close=on_close,
+    )

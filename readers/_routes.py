@@ -7,8 +7,18 @@ from functools import lru_cache
 
 from topics import KEY_SPECS, DataType, data_type_of, key_for, validate_key
 
-_EXCHANGE = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
-_ASSET = re.compile(r"^[A-Z0-9]{1,20}$")
+# re.ASCII: \d and \w stay ASCII; every pattern below spells out its ASCII classes anyway
+_EXCHANGE = re.compile(r"[a-z][a-z0-9_]{1,31}", re.ASCII)
+_ASSET = re.compile(r"[A-Z0-9]{1,20}", re.ASCII)
+_KEY = re.compile(r"[!-~]{1,250}", re.ASCII)  # printable ASCII, no space: what every tier takes
+#: the largest max_age accepted, seconds (one year): bounded, so ``max_age * 1000`` stays an int
+MAX_AGE_LIMIT_S = 31_536_000
+
+# The same rules as JSON-schema patterns, for the OpenAPI document (schemathesis holds the
+# reader to them: what they accept is never a 400, what they refuse always is).
+EXCHANGE_PATTERN = "^ *[A-Za-z][A-Za-z0-9_]{1,31} *$"
+SYMBOL_PATTERN = "^ *[A-Za-z0-9]{1,20}[-/_][A-Za-z0-9]{1,20} *$"
+KEY_PATTERN = "^[!-~]{1,250}$"
 _HINT = re.compile(r"^(\d+)([smh])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600}
 
@@ -18,34 +28,43 @@ class BadRequest(ValueError):
 
 
 def exchange_id(raw: str) -> str:
-    exchange = raw.strip().lower()
-    if not _EXCHANGE.match(exchange):
+    # ASCII first: str.lower() folds some non-ASCII letters into ASCII ones (K, the Kelvin
+    # sign, becomes k), which would let two spellings reach one key
+    exchange = raw.strip(" ").lower() if raw.isascii() else ""
+    if not _EXCHANGE.fullmatch(exchange):
         raise BadRequest(f"exchange {raw!r} is not an exchange id (lowercase letters and digits)")
     return exchange
 
 
 def symbol(raw: str) -> str:
     """``BTC/USDT``, ``btc-usdt``, ``BTC_USDT`` -> ``BTC/USDT``."""
-    text = raw.strip().upper().replace("-", "/").replace("_", "/")
+    # ASCII first: str.upper() folds U+0131 (dotless i) into "I": "\u0131NJ-USDT" was INJ/USDT
+    text = raw.strip(" ").upper().replace("-", "/").replace("_", "/") if raw.isascii() else ""
     base, sep, quote = text.partition("/")
-    if not sep or not _ASSET.match(base) or not _ASSET.match(quote):
+    if not sep or not _ASSET.fullmatch(base) or not _ASSET.fullmatch(quote):
         raise BadRequest(f"symbol {raw!r} is not BASE/QUOTE (e.g. BTC/USDT or BTC-USDT)")
     return f"{base}/{quote}"
 
 
 def max_age(raw: str | None) -> float | None:
-    if raw is None or raw == "":
+    if raw is None:
         return None
     try:
         value = float(raw)
     except ValueError:
         raise BadRequest(f"max_age must be a number of seconds, got {raw!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise BadRequest(f"max_age must be a positive number of seconds, got {raw!r}")
+    if not 0 < value <= MAX_AGE_LIMIT_S:  # also refuses nan and inf
+        raise BadRequest(
+            f"max_age must be a number of seconds > 0 and <= {MAX_AGE_LIMIT_S}, got {raw!r}"
+        )
     return value
 
 
 def raw_key(raw: str) -> str:
+    if not _KEY.fullmatch(raw):
+        raise BadRequest(
+            f"key {raw!r} is not a cache key: 1 to 250 printable ASCII characters, no whitespace"
+        )
     try:
         return validate_key(raw)
     except ValueError as exc:

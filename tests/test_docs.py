@@ -31,6 +31,9 @@ def _registered() -> set[str]:
     from tiers._metrics import COLLECTOR  # the cache's families exist even with no cache
 
     names.update(m.name for m in COLLECTOR.collect())
+    from readers._metrics import STATS  # the reader's families, counted outside the client
+
+    names.update(m.name for m in STATS.collect())
     names.update(m.name for m in Simulator(1, default_pairs(3)).registry.collect())
     return names
 

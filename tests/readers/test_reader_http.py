@@ -1,4 +1,8 @@
-"""The reader's routes, status codes and headers against a warm cache on the real servers."""
+"""The reader's routes, status codes and headers against a warm cache on the real servers.
+
+The reader runs on granian (embedded in the test's event loop, so it reads the test's own
+cache) and is spoken to over real HTTP with aiohttp's client.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
-from aiohttp.test_utils import TestClient, TestServer
 
-from readers import create_app
+from readers import create_app, running_reader
 from tests._servers import PrivateServer
 from tiers import MultiTierCache
 from topics import key_for
@@ -38,21 +42,30 @@ async def cache(stack_urls: Any, prefix: str) -> AsyncIterator[MultiTierCache]:
     await cache.close()
 
 
-async def _client(cache: MultiTierCache, prefix: str) -> TestClient[Any, Any]:
-    client = TestClient(TestServer(create_app(cache, key_prefix=prefix)))
-    await client.start_server()
-    return client
+class Client:
+    """An aiohttp session bound to the reader's base URL (paths sent as given)."""
+
+    def __init__(self, base: str, session: aiohttp.ClientSession) -> None:
+        self.base, self.session = base, session
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def request(self, method: str, path: str, **kw: Any) -> Any:
+        from yarl import URL
+
+        return self.session.request(method, URL(self.base + path, encoded=True), **kw)
 
 
 @pytest_asyncio.fixture(loop_scope="function")
-async def client(cache: MultiTierCache, prefix: str) -> AsyncIterator[TestClient[Any, Any]]:
-    client = await _client(cache, prefix)
-    yield client
-    await client.close()
+async def client(cache: MultiTierCache, prefix: str) -> AsyncIterator[Client]:
+    async with running_reader(create_app(cache, key_prefix=prefix)) as base:
+        async with aiohttp.ClientSession() as session:
+            yield Client(base, session)
 
 
 async def test_ticker_is_served_warm_with_headers(
-    cache: MultiTierCache, client: TestClient[Any, Any], prefix: str
+    cache: MultiTierCache, client: Client, prefix: str
 ) -> None:
     as_of = now_ms() - 2_000
     key = key_for("tickers", "binance", "BTC/USDT", prefix=prefix)
@@ -79,7 +92,7 @@ async def test_ticker_is_served_warm_with_headers(
     assert changed.status == 200 and changed.headers["ETag"] != etag
 
 
-async def test_cold_and_unknown_are_404_with_a_clear_body(client: TestClient[Any, Any]) -> None:
+async def test_cold_and_unknown_are_404_with_a_clear_body(client: Client) -> None:
     resp = await client.get("/v2/tickers/binance/DOGE-USDT")
     assert resp.status == 404
     body = await resp.json()
@@ -99,9 +112,7 @@ async def test_cold_and_unknown_are_404_with_a_clear_body(client: TestClient[Any
         ("/v2/keys/has%20space", "whitespace"),
     ],
 )
-async def test_client_mistakes_are_400_never_500(
-    client: TestClient[Any, Any], path: str, needle: str
-) -> None:
+async def test_client_mistakes_are_400_never_500(client: Client, path: str, needle: str) -> None:
     resp = await client.get(path)
     assert resp.status == 400
     body = await resp.json()
@@ -109,7 +120,7 @@ async def test_client_mistakes_are_400_never_500(
 
 
 async def test_max_age_refuses_older_data(
-    cache: MultiTierCache, client: TestClient[Any, Any], prefix: str
+    cache: MultiTierCache, client: Client, prefix: str
 ) -> None:
     key = key_for("overview", "all", prefix=prefix)
     await cache.set(
@@ -125,7 +136,7 @@ async def test_max_age_refuses_older_data(
 
 
 async def test_analysis_carries_signals_and_overview_per_exchange(
-    cache: MultiTierCache, client: TestClient[Any, Any], prefix: str
+    cache: MultiTierCache, client: Client, prefix: str
 ) -> None:
     as_of = now_ms()
     analysis = {"symbol": "ETH/BTC", "volatility": 0.012, "rsi": 71.0}
@@ -168,20 +179,21 @@ async def test_a_tier_down_and_the_reader_still_answers(
 
     # another process: its own empty L1, the same L2 and L3 — and then L2 dies
     reader_cache = MultiTierCache.from_urls("memory://", memcached.url, stack_urls.redis_url)
-    client = await _client(reader_cache, prefix)
     try:
-        memcached.stop()
-        for _ in range(5):  # before and after the breaker opens
-            resp = await client.get("/v2/tickers/okx/SOL-USDT")
-            assert resp.status == 200
-        body = await resp.json()
+        async with running_reader(create_app(reader_cache, key_prefix=prefix)) as base:
+            async with aiohttp.ClientSession() as session:
+                client = Client(base, session)
+                memcached.stop()
+                for _ in range(5):  # before and after the breaker opens
+                    resp = await client.get("/v2/tickers/okx/SOL-USDT")
+                    assert resp.status == 200
+                body = await resp.json()
         assert body["value"] == TICKER and body["tier"] in ("redis", "memory")
     finally:
-        await client.close()
         await reader_cache.close()
 
 
-async def test_metrics_health_and_openapi(client: TestClient[Any, Any]) -> None:
+async def test_metrics_health_and_openapi(client: Client) -> None:
     await client.get("/v2/overview")
     metrics = await client.get("/metrics")
     text = await metrics.text()
@@ -194,3 +206,89 @@ async def test_metrics_health_and_openapi(client: TestClient[Any, Any]) -> None:
     assert {"/v2/tickers/{exchange}/{symbol}", "/v2/overview", "/v2/keys/{key}"} <= set(
         spec["paths"]
     )
+
+
+async def test_a_huge_max_age_is_a_400_not_a_500(client: Client) -> None:
+    # on an L1 miss the cache computed int(max_age * 1000): OverflowError, a 500
+    for raw in ("1e308", "31536001", "1e400", "nan"):
+        resp = await client.get(f"/v2/overview?max_age={raw}")
+        assert resp.status == 400, raw
+        body = await resp.json()
+        assert body["error"] == "bad_request" and "max_age" in body["detail"]
+    twice = await client.get("/v2/overview?max_age=5&max_age=1e308")
+    assert twice.status == 400 and "once" in (await twice.json())["detail"]
+
+
+async def test_symbols_and_exchanges_are_matched_ascii_only(
+    cache: MultiTierCache, client: Client, prefix: str
+) -> None:
+    key = key_for("tickers", "binance", "INJ/USDT", prefix=prefix)
+    await cache.set(key, TICKER, data_type="tickers", as_of=now_ms())
+    assert (await client.get("/v2/tickers/binance/INJ-USDT")).status == 200
+    # str.upper() folded the dotless i (U+0131) into I: this reached INJ/USDT
+    dotless = await client.get("/v2/tickers/binance/%C4%B1NJ-USDT")
+    assert dotless.status == 400 and "BASE/QUOTE" in (await dotless.json())["detail"]
+    # and str.lower() folds the Kelvin sign (U+212A) into k
+    kelvin = await client.get("/v2/tickers/%E2%84%AAraken/INJ-USDT")
+    assert kelvin.status == 400 and "exchange" in (await kelvin.json())["detail"]
+
+
+async def test_wrong_methods_are_405_with_allow_and_json(client: Client) -> None:
+    for method in ("POST", "PUT", "DELETE", "PATCH"):
+        resp = await client.request(method, "/v2/tickers/binance/BTC-USDT", data=b"{}")
+        assert resp.status == 405, method
+        assert resp.headers["Allow"] == "GET, HEAD"
+        assert (await resp.json())["error"] == "method_not_allowed"
+    nowhere = await client.request("POST", "/v3/whatever")
+    assert nowhere.status == 404 and (await nowhere.json())["error"] == "not_found"
+
+
+async def test_oversized_requests_are_refused_with_a_json_body(client: Client) -> None:
+    long_url = await client.get("/v2/tickers/binance/" + "A" * 9000 + "-USDT")
+    assert long_url.status == 414
+    assert long_url.headers["Content-Type"].startswith("application/json")
+    assert (await long_url.json())["error"] == "uri_too_long"
+    big_header = await client.get("/v2/overview", headers={"X-Padding": "x" * 20_000})
+    assert big_header.status == 431
+    assert (await big_header.json())["error"] == "headers_too_large"
+    many = {f"X-H{i}": "y" * 200 for i in range(90)}  # 18 KB over many headers
+    assert (await client.get("/v2/overview", headers=many)).status == 431
+    # the connection is still good for a normal request
+    assert (await client.get("/healthz")).status == 200
+
+
+async def test_head_answers_the_headers_without_a_body(
+    cache: MultiTierCache, client: Client, prefix: str
+) -> None:
+    key = key_for("tickers", "binance", "ETH/USDT", prefix=prefix)
+    await cache.set(key, TICKER, data_type="tickers", as_of=now_ms())
+    head = await client.request("HEAD", "/v2/tickers/binance/ETH-USDT")
+    assert head.status == 200 and head.headers["ETag"]
+    assert await head.read() == b""
+    get = await client.get("/v2/tickers/binance/ETH-USDT")
+    assert get.headers["ETag"] == head.headers["ETag"]
+
+
+async def test_a_future_as_of_never_buys_a_longer_max_age(
+    cache: MultiTierCache, client: Client, prefix: str
+) -> None:
+    key = key_for("tickers", "okx", "ADA/USDT", prefix=prefix)
+    await cache.set(key, TICKER, data_type="tickers", as_of=now_ms() + 3_600_000)
+    resp = await client.get("/v2/tickers/okx/ADA-USDT")
+    if resp.status == 200:  # the tiers may refuse a future as_of outright: then nothing to cap
+        assert int(resp.headers["Cache-Control"].split("max-age=")[1]) <= 15
+
+
+async def test_the_warm_answer_is_re_encoded_when_the_value_changes(
+    cache: MultiTierCache, client: Client, prefix: str
+) -> None:
+    key = key_for("tickers", "binance", "XRP/USDT", prefix=prefix)
+    as_of = now_ms()
+    await cache.set(key, TICKER, data_type="tickers", as_of=as_of)
+    first = await (await client.get("/v2/tickers/binance/XRP-USDT")).json()
+    again = await (await client.get("/v2/tickers/binance/XRP-USDT")).json()
+    assert first["value"] == again["value"] == TICKER and again["age_ms"] >= first["age_ms"]
+    newer = {**TICKER, "last": 1.5}
+    await cache.set(key, newer, data_type="tickers", as_of=as_of + 5)
+    after = await (await client.get("/v2/tickers/binance/XRP-USDT")).json()
+    assert after["value"] == newer and after["as_of"] == as_of + 5

@@ -37,14 +37,12 @@ def test_keys_follow_the_contract() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("raw", "expected"), [(None, None), ("", None), ("2.5", 2.5), ("10", 10.0)]
-)
+@pytest.mark.parametrize(("raw", "expected"), [(None, None), ("2.5", 2.5), ("10", 10.0)])
 def test_max_age(raw: str | None, expected: float | None) -> None:
     assert routes.max_age(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["0", "-1", "nan", "inf", "soon"])
+@pytest.mark.parametrize("raw", ["", "0", "-1", "nan", "inf", "soon"])
 def test_bad_max_age(raw: str) -> None:
     with pytest.raises(routes.BadRequest, match="max_age"):
         routes.max_age(raw)
@@ -59,3 +57,43 @@ def test_freshness_from_ttl_hint() -> None:
 def test_raw_key_validation_is_a_bad_request() -> None:
     with pytest.raises(routes.BadRequest, match="whitespace"):
         routes.raw_key("virt:v2:has space")
+
+
+@pytest.mark.parametrize(
+    "raw", ["\u0131NJ-USDT", "BTC/USDT\u0131", "\uff22TC/USDT", "BTC/USD\u0422"]
+)
+def test_symbols_are_ascii_only(raw: str) -> None:
+    # str.upper() folds the dotless i (U+0131) into I: it must not reach INJ/USDT
+    with pytest.raises(routes.BadRequest, match="BASE/QUOTE"):
+        routes.symbol(raw)
+
+
+@pytest.mark.parametrize("raw", ["\u212araken", "bin\u0131nce"])
+def test_exchanges_are_ascii_only(raw: str) -> None:
+    with pytest.raises(routes.BadRequest, match="exchange"):
+        routes.exchange_id(raw)
+
+
+@pytest.mark.parametrize("raw", ["1e308", "31536001", "1e400", "-inf"])
+def test_max_age_is_bounded(raw: str) -> None:
+    with pytest.raises(routes.BadRequest, match="<= 31536000"):
+        routes.max_age(raw)
+    assert routes.max_age("31536000") == routes.MAX_AGE_LIMIT_S
+
+
+@pytest.mark.parametrize("raw", ["a\x99b", "caf\u00e9", "x" * 251, "tab\there"])
+def test_raw_keys_are_printable_ascii(raw: str) -> None:
+    with pytest.raises(routes.BadRequest, match="printable ASCII"):
+        routes.raw_key(raw)
+
+
+def test_the_key_prefix_comes_from_topics() -> None:
+    from pathlib import Path
+
+    import readers
+    from topics import KEY_PREFIX
+
+    app = readers.create_app(object())  # type: ignore[arg-type]
+    assert app.prefix == KEY_PREFIX
+    sources = Path(readers.__file__).parent.glob("*.py")
+    assert not [p.name for p in sources if '"virt' in p.read_text()]

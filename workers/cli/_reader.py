@@ -1,9 +1,10 @@
-"""`warmfleet reader`: the HTTP reader API as a process."""
+"""`warmfleet reader`: the HTTP reader API as a process (options: docs/reader.md)."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import os
+import sys
 
 import structlog
 
@@ -16,16 +17,19 @@ log = structlog.get_logger(__name__)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    from readers import add_server_arguments
+
+    add_server_arguments(parser)
 
 
-async def _serve(settings: Settings, host: str, port: int) -> None:
-    from aiohttp import web
-
-    from readers import create_app
+def worker_app() -> object:
+    """One granian worker's app (called in each worker process)."""
+    from readers import ServerOptions, create_app
     from tiers import MultiTierCache
 
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)  # type: ignore[arg-type]
+    options = ServerOptions.from_env() or ServerOptions()
     cache = MultiTierCache.from_urls(
         settings.memory_url, settings.memcached_url, settings.redis_url
     )
@@ -35,36 +39,37 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         shared = [v for k, v in cache.stats().items() if k not in ("memory", "overall")]
         return not shared or any(v.get("breaker") != "open" for v in shared)
 
-    app = create_app(cache, key_prefix=settings.key_prefix, ready=ready)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=1024)
-    await site.start()
     log.info(
         "reader_started",
-        host=host,
-        port=port,
+        host=options.host,
+        port=options.port,
+        pid=os.getpid(),
+        workers=options.workers,
+        header_timeout_s=options.limits.header_timeout_s,
+        max_connections=options.limits.max_connections,
         redis=redact(settings.redis_url),
         memcached=settings.memcached_url,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    import signal
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        log.info("reader_stopping")
-        await runner.cleanup()
-        await cache.close()
+    return create_app(
+        cache,
+        key_prefix=settings.key_prefix,
+        ready=ready,
+        limits=options.limits,
+        watch_port=options.port,
+        on_close=cache.close,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    from readers import serve, server_options
+    from topics import ConfigError
+
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)  # type: ignore[arg-type]
-    import uvloop
-
-    uvloop.run(_serve(settings, args.host, args.port))
+    try:
+        options = server_options(args)
+    except ConfigError as exc:
+        print(f"warmfleet reader: {exc}", file=sys.stderr)
+        return 2
+    serve(options, f"{__name__}:worker_app")
     return 0

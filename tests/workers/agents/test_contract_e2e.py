@@ -17,8 +17,9 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from tests.workers.agents.conftest import analysis_key, cached, eventually, send_ticker, ticker
 from topics import DEAD_LETTER, MARKET_TICKERS, TICKER_FIELDS, symbol_key
+from topics.kafka import ensure_topics
 from topics.records import DEAD_LETTER_PAYLOAD_MAX
-from workers.agents import CHANGELOGS, ensure_topics
+from workers.agents import CHANGELOGS
 from workers.analytics import TickerState
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]

@@ -1,0 +1,92 @@
+"""The reader's Prometheus metrics, counted with plain ints on the hot path.
+
+``prometheus_client``'s ``Counter.inc`` and ``Histogram.observe`` take a lock and walk the
+buckets on every call; at tens of thousands of requests a second that is a visible share
+of the reader's budget. The counts here are plain ints in dicts (one event loop per process:
+no lock needed) and become the same metric families — ``warmfleet_reader_requests_total``
+and ``warmfleet_reader_request_seconds`` — only when ``/metrics`` is scraped.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+
+
+class RequestStats(Collector):
+    """Requests per (route, status) and latency per route, folded into metrics on scrape."""
+
+    def __init__(self) -> None:
+        # (route, status) -> [count per bucket ..., +Inf, sum of seconds]: one dict lookup
+        # per request; requests and the per-route histogram are both sums of these rows
+        self.rows: dict[tuple[str, int], list[float]] = {}
+        self.open_connections = 0  # sampled by the connection watcher
+        self.connection_cap = 0
+        self.cap_reached = 0
+
+    def record(self, route: str, status: int, seconds: float) -> None:
+        row = self.rows.get((route, status))
+        if row is None:
+            row = self.rows[(route, status)] = [0.0] * (len(BUCKETS) + 2)
+        row[bisect_left(BUCKETS, seconds)] += 1  # le: a value equal to a bound is in it
+        row[-1] += seconds
+
+    def requests(self) -> dict[tuple[str, int], int]:
+        return {pair: int(sum(row[:-1])) for pair, row in self.rows.items()}
+
+    def latency(self) -> dict[str, list[float]]:
+        """route -> [count per bucket ..., +Inf, sum], over all statuses."""
+        out: dict[str, list[float]] = {}
+        for (route, _), row in self.rows.items():
+            total = out.setdefault(route, [0.0] * len(row))
+            for i, value in enumerate(row):
+                total[i] += value
+        return out
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "warmfleet_reader_requests", "Reader HTTP requests", labels=["route", "status"]
+        )
+        for (route, status), n in sorted(self.requests().items()):
+            requests.add_metric([route, str(status)], n)
+        yield requests
+        latency = HistogramMetricFamily(
+            "warmfleet_reader_request_seconds", "Reader HTTP request latency", labels=["route"]
+        )
+        for route, row in sorted(self.latency().items()):
+            cumulative, buckets = 0.0, list[tuple[str, float]]()
+            for bound, count in zip((*map(str, BUCKETS), "+Inf"), row[:-1], strict=True):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            latency.add_metric([route], buckets, sum_value=row[-1])
+        yield latency
+        yield GaugeMetricFamily(
+            "warmfleet_reader_open_connections",
+            "Client connections open on this reader process's port, sampled each second",
+            value=self.open_connections,
+        )
+        yield GaugeMetricFamily(
+            "warmfleet_reader_connection_cap",
+            "The most client connections this reader process accepts at once",
+            value=self.connection_cap,
+        )
+        yield CounterMetricFamily(
+            "warmfleet_reader_connection_cap_reached",
+            "Times the open connections reached the cap (new ones wait in the listen backlog)",
+            value=self.cap_reached,
+        )
+
+
+STATS = RequestStats()
+REGISTRY.register(STATS)
