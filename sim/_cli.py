@@ -1,6 +1,6 @@
 """`warmfleet sim`: serve the exchange simulator, or inject / list / clear its faults.
 
-warmfleet sim [--port 8899] [--seed 7] [--symbols 60] [--speed 1]
+warmfleet sim [--port 8899] [--seed 7] [--symbols 60] [--speed 1] [--latency 50ms [--jitter 10ms]]
 warmfleet sim fault ENDPOINT KIND [--count N | --rate R] [--retry-after S] [--delay S]
 warmfleet sim fault --list | --clear [ENDPOINT]
 """
@@ -19,6 +19,26 @@ from typing import Any
 
 HELP = "serve the local Binance/OKX-compatible exchange simulator, or inject its faults"
 
+_UNITS_S = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def duration_s(text: str) -> float:
+    """``50ms``, ``0.05s``, ``500us`` or a bare number of milliseconds -> seconds; anything
+    else (negative, not finite, an unknown unit) is an ``argparse`` error naming it."""
+    raw = text.strip().lower()
+    unit = next((u for u in ("us", "ms", "s") if raw.endswith(u)), "ms")
+    number = raw[: -len(unit)] if raw.endswith(unit) else raw
+    try:
+        value = float(number) * _UNITS_S[unit]
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < 60:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration below 60 s (e.g. 50ms, 0.05s, 500us)"
+        )
+    return value
+
+
 KIND_NAMES = ("429", "418", "500", "503", "slow", "timeout", "truncated", "empty", "stale")
 
 
@@ -32,6 +52,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--symbols", type=int, default=DEFAULT_SYMBOLS, help="trading pairs")
     parser.add_argument(
         "--speed", type=float, default=1.0, help="simulated seconds per real second"
+    )
+    parser.add_argument(
+        "--latency",
+        type=duration_s,
+        default=0.0,
+        metavar="DURATION",
+        help="hold every venue request this long before answering (50ms: the cost of a "
+        "cache miss at the origin; default 0)",
+    )
+    parser.add_argument(
+        "--jitter",
+        type=duration_s,
+        default=0.0,
+        metavar="DURATION",
+        help="spread the latency uniformly by up to ± this much (at most --latency)",
     )
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
     fault = sub.add_parser("fault", help="inject, list or clear faults of a running simulator")
@@ -95,7 +130,9 @@ async def _serve(args: argparse.Namespace) -> int:
     from sim._server import create_app
     from sim._state import SIM
 
-    app = create_app(args.seed, args.symbols, args.speed)
+    app = create_app(
+        args.seed, args.symbols, args.speed, latency_s=args.latency, jitter_s=args.jitter
+    )
     app[SIM].warm_up()
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
@@ -108,7 +145,8 @@ async def _serve(args: argparse.Namespace) -> int:
               "with --port", file=sys.stderr)  # fmt: skip
         return 1
     print(
-        f"warmfleet sim: serving {args.symbols} pairs (seed {args.seed}, speed {args.speed:g}x) "
+        f"warmfleet sim: serving {args.symbols} pairs (seed {args.seed}, speed {args.speed:g}x, "
+        f"latency {args.latency * 1000:g} ± {args.jitter * 1000:g} ms) "
         f"on http://{args.host}:{args.port}  "
         "(Binance /api/v3, OKX /api/v5, /admin/faults, /metrics)",
         file=sys.stderr,
@@ -130,5 +168,8 @@ def run(args: argparse.Namespace) -> int:
         return _fault(args)
     if args.symbols < 1 or args.speed <= 0:
         print("warmfleet sim: --symbols must be >= 1 and --speed > 0", file=sys.stderr)
+        return 2
+    if args.jitter > args.latency:
+        print("warmfleet sim: --jitter must not exceed --latency", file=sys.stderr)
         return 2
     return asyncio.run(_serve(args))

@@ -58,6 +58,8 @@ async def faults_middleware(request: web.Request, handler: Handler) -> web.Strea
     endpoint = request.path if request.match_info.http_exception is None else "other"
     fault = sim.faults.draw(request.path)
     response: web.StreamResponse
+    if sim.latency_s > 0:
+        await asyncio.sleep(sim.response_delay())
     if fault is not None:
         sim.faults_fired.labels(fault.kind).inc()
     if fault is not None and fault.kind in ("429", "418", "500", "503"):
@@ -112,6 +114,8 @@ async def admin_state(request: web.Request) -> web.Response:
         "symbols": [p.symbol for p in sim.model.pairs if p.trading],
         "halted": [p.symbol for p in sim.model.pairs if not p.trading],
         "requests": sim.total_requests,
+        "latency_ms": sim.latency_s * 1000,
+        "jitter_ms": sim.jitter_s * 1000,
         "faults": [f.as_dict() for f in sim.faults.list()],
     })  # fmt: skip
 
@@ -128,10 +132,16 @@ def create_app(
     *,
     origin_ms: int | None = None,
     clock: Clock = time.monotonic,
+    latency_s: float = 0.0,
+    jitter_s: float = 0.0,
 ) -> web.Application:
     """The simulator as an aiohttp app: Binance ``/api/v3``, OKX ``/api/v5``, ``/admin``
-    and ``/metrics``. ``symbols`` trading pairs (plus one halted pair)."""
-    sim = Simulator(seed, default_pairs(symbols), speed, origin_ms=origin_ms, clock=clock)
+    and ``/metrics``. ``symbols`` trading pairs (plus one halted pair). Every venue request
+    is held ``latency_s`` (± ``jitter_s``) before it is answered."""
+    sim = Simulator(
+        seed, default_pairs(symbols), speed, origin_ms=origin_ms, clock=clock,
+        latency_s=latency_s, jitter_s=jitter_s,
+    )  # fmt: skip
     app = web.Application(middlewares=[faults_middleware])
     app[SIM] = sim
     _binance.add_routes(app)
@@ -166,9 +176,14 @@ async def running_simulator(
     port: int = 0,
     origin_ms: int | None = None,
     clock: Clock = time.monotonic,
+    latency_s: float = 0.0,
+    jitter_s: float = 0.0,
 ) -> AsyncIterator[RunningSimulator]:
     """Serve a simulator on ``127.0.0.1:port`` (0: a free port) for the ``async with``."""
-    app = create_app(seed, symbols, speed, origin_ms=origin_ms, clock=clock)
+    app = create_app(
+        seed, symbols, speed, origin_ms=origin_ms, clock=clock, latency_s=latency_s,
+        jitter_s=jitter_s,
+    )  # fmt: skip
     app[SIM].warm_up()
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Sequence
 
@@ -33,9 +34,16 @@ class Simulator:
         speed: float = 1.0,
         origin_ms: int | None = None,
         clock: Clock = time.monotonic,
+        latency_s: float = 0.0,
+        jitter_s: float = 0.0,
     ) -> None:
         if speed <= 0:
             raise ValueError(f"speed must be positive, got {speed}")
+        if not 0 <= latency_s < 60 or not 0 <= jitter_s <= latency_s:
+            raise ValueError(
+                f"latency must be in [0, 60) s and jitter in [0, latency], got latency "
+                f"{latency_s} s, jitter {jitter_s} s"
+            )
         self.seed = seed
         self.speed = speed
         self.origin_ms = int(time.time() * 1000) if origin_ms is None else origin_ms
@@ -63,6 +71,17 @@ class Simulator:
         )
         self.volatile.set_function(lambda: float(self.model.regime(self.now_ms()) == "volatile"))
         self.total_requests = 0
+        self.latency_s = latency_s
+        self.jitter_s = jitter_s
+        # its own stream: drawing delays must not shift the seeded faults or the market
+        self._delays = random.Random(seed ^ 0x5EED)
+
+    def response_delay(self) -> float:
+        """Seconds to hold the next venue request: ``latency`` ± up to ``jitter``, uniform
+        (the origin's cost of a miss; 0 unless ``--latency`` is given)."""
+        if self.jitter_s == 0:
+            return self.latency_s
+        return self.latency_s + self._delays.uniform(-self.jitter_s, self.jitter_s)
 
     def now_ms(self) -> int:
         """The simulated time now."""

@@ -17,9 +17,9 @@ PUBLIC: dict[str, str] = {
         InvalidRecord KEY_PREFIX KEY_SPECS KEY_VERSION KeySpec Limits MARKET_BOOKS
         MARKET_OHLCV MARKET_TICKERS MAX_KEY_BYTES POLLED Rejection TICKER_FIELDS TopicSpec
         WARM_JOBS WarmfleetError book_fields book_record build_key candles_fields
-        candles_record data_type_of decode key_for namespace_of now_ms phase_change_fields
-        record_bytes redact server_list split_host_port symbol_key ticker_fields
-        ticker_record timeframe_ms topic_config validate_key
+        candles_record check_url data_type_of decode key_for namespace_of now_ms
+        phase_change_fields record_bytes redact server_list split_host_port symbol_key
+        ticker_fields ticker_record timeframe_ms topic_config validate_key
     """,
     "topics.kafka": """
         BrokerUnavailable drop_namespace ensure_topics start_producer

@@ -31,7 +31,7 @@ from topics._market import (
     ticker_fields,
     timeframe_ms,
 )
-from topics._net import redact, server_list, split_host_port
+from topics._net import check_url, redact, server_list, split_host_port
 from topics._time import now_ms
 from topics._wire import namespace_of, record_bytes
 from topics.catalog import (
@@ -86,6 +86,7 @@ __all__ = [
     "build_key",
     "candles_fields",
     "candles_record",
+    "check_url",
     "data_type_of",
     "decode",
     "key_for",

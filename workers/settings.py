@@ -11,9 +11,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-from topics import KEY_PREFIX, ConfigError, Limits, redact, server_list
+from topics import KEY_PREFIX, ConfigError, Limits, check_url, server_list
 
 ENV_PREFIX = "WARMFLEET_"
 
@@ -78,13 +77,9 @@ class Settings:
         if (raw := get("KAFKA_URL")) is not None:
             kwargs["kafka_servers"] = server_list("WARMFLEET_KAFKA_URL", raw, "kafka", 9092)
         if (raw := get("REDIS_URL")) is not None:
-            if urlsplit(raw).scheme not in ("redis", "rediss", "redis+cluster"):
-                raise ConfigError(
-                    "WARMFLEET_REDIS_URL",
-                    redact(raw),
-                    "must be redis://, rediss:// or redis+cluster://",
-                )
-            kwargs["redis_url"] = raw
+            kwargs["redis_url"] = check_url(
+                "WARMFLEET_REDIS_URL", raw, ("redis", "rediss", "redis+cluster", "rediss+cluster")
+            )
         if (raw := get("MEMCACHED_URL")) is not None:
             kwargs["memcached_servers"] = server_list(
                 "WARMFLEET_MEMCACHED_URL", raw, "memcached", 11211

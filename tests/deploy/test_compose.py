@@ -300,9 +300,14 @@ def test_dependencies_have_no_cycle(services: dict[str, Any]) -> None:
         visit(name)
 
 
+def test_the_simulator_admin_is_published_on_loopback_only_behind_an_override() -> None:
+    override = yaml.safe_load((ROOT / "deploy" / "compose.sim-admin.yml").read_text())
+    assert override["services"]["sim"]["ports"] == ["127.0.0.1:8899:8899"]
+
+
 def test_published_ports(services: dict[str, Any]) -> None:
     assert 8080 in _published_ports(services["reader"])
-    assert 8899 in _published_ports(services["sim"])
+    assert not services["sim"].get("ports")  # its /admin routes are unauthenticated
     assert 9090 in _published_ports(services["prometheus"])
     assert 3000 in _published_ports(services["grafana"])
     assert 29092 in _published_ports(services["kafka"])

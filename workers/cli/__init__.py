@@ -10,6 +10,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from topics import ConfigError
+
 __all__ = ["COMMANDS", "main"]
 
 #: command -> (module with HELP, configure(parser) and run(args) -> int)
@@ -24,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "worker": "workers.cli._worker",
     "sim": "sim._cli",
     "poller": "workers.cli._poller",
+    "ab": "ab._cli",
 }
 
 
@@ -63,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[args.command])
     try:
         return int(module.run(args))
+    except ConfigError as exc:
+        # a bad setting is one line naming the variable, never a traceback
+        print(f"warmfleet {args.command}: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -60,6 +60,7 @@ async def _main(args: argparse.Namespace) -> int:
         candles_limit=args.candles_limit,
         book_depth=args.book_depth,
         concurrency=args.concurrency,
+        limits=settings.contract_limits,
     )
     if settings.metrics_port:
         from prometheus_client import start_http_server

@@ -34,9 +34,11 @@ import structlog
 
 from tiers import CircuitBreaker
 from topics import (
+    DEFAULT_LIMITS,
     POLLED,
     ConfigError,
     DataType,
+    Limits,
     Rejection,
     WarmfleetError,
     book_record,
@@ -93,6 +95,8 @@ class PollerConfig:
     backoff_cap_s: float = 10.0
     breaker_threshold: int = 5
     breaker_cooldown_s: float = 30.0
+    #: the record contract's bounds (``WARMFLEET_CONTRACT_*``), the same the agents apply
+    limits: Limits = DEFAULT_LIMITS
 
 
 @dataclass(slots=True)
@@ -372,7 +376,9 @@ class ExchangePoller:
             self._reject_all(result, symbols, "malformed_response", type(raw).__name__)
             return
         for symbol in symbols:
-            record = ticker_record(self.exchange, symbol, raw.get(symbol), received)
+            record = ticker_record(
+                self.exchange, symbol, raw.get(symbol), received, self.config.limits
+            )
             self._keep(record, result)
 
     async def _per_symbol(
@@ -390,14 +396,21 @@ class ExchangePoller:
                                                cfg.candles_limit)  # fmt: skip
                         received = int(self._clock() * 1000)
                         record: Record | Rejection = candles_record(
-                            self.exchange, symbol, cfg.candles_timeframe, raw, received
+                            self.exchange,
+                            symbol,
+                            cfg.candles_timeframe,
+                            raw,
+                            received,
+                            cfg.limits,
                         )
                     else:
                         raw = await self._call("fetch_order_book", deadline,
                                                self.client.fetch_order_book, symbol,
                                                cfg.book_depth)  # fmt: skip
                         received = int(self._clock() * 1000)
-                        record = book_record(self.exchange, symbol, raw, cfg.book_depth, received)
+                        record = book_record(
+                            self.exchange, symbol, raw, cfg.book_depth, received, cfg.limits
+                        )
                 except MalformedResponse:
                     record = Rejection(symbol, "malformed_response")  # logged by _keep
                 except PollerError as exc:

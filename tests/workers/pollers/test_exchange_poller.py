@@ -11,6 +11,7 @@ import pytest
 
 from sim import RunningSimulator, make_fault
 from tests.workers.pollers.conftest import FAST, SYMBOLS, VENUES, SleepLog, make_job
+from topics import Limits
 from topics.records import BookTop, Candles, Ticker
 from workers.pollers import ExchangePoller, RequestFailed
 
@@ -180,3 +181,16 @@ async def test_non_retryable_errors_fail_at_once(
             "ticker", make_job("binance", "tickers", []).deadline_ms / 1000, bad_symbol
         )
     assert caught.value.error == ccxt.BadSymbol.__name__ and calls == 1
+
+
+@pytest.mark.parametrize("venue", VENUES)
+async def test_the_poller_applies_the_configured_contract_limits(
+    venue: str, poller_for: Factory
+) -> None:
+    # WARMFLEET_CONTRACT_* reach the poller too: a window no real ticker fits in refuses all
+    tight = dataclasses.replace(FAST, limits=Limits(max_age_ms=1, max_ahead_ms=0))
+    strict = await poller_for(venue, tight).poll(make_job(venue, "tickers", ["BTC/USDT"]))
+    assert strict.records == []
+    assert [r.symbol for r in strict.rejected] == ["BTC/USDT"]
+    usual = await poller_for(venue).poll(make_job(venue, "tickers", ["BTC/USDT"]))
+    assert [r.symbol for r in usual.records] == ["BTC/USDT"]
