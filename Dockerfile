@@ -28,6 +28,8 @@ COPY workers ./workers
 COPY readers ./readers
 COPY sim ./sim
 COPY stack ./stack
+COPY ab ./ab
+COPY chaos ./chaos
 RUN pip install --upgrade pip \
     && pip install .
 

@@ -19,7 +19,7 @@ demo: install
 	$(BIN)/warmfleet stack up
 	$(BIN)/warmfleet run --phase market_hours
 
-test: install lint deploy-check
+test: install lint deploy-check alerts-check
 	$(BIN)/warmfleet stack exec -- $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install
@@ -42,3 +42,16 @@ clean:
 .PHONY: deploy-check
 deploy-check: install
 	KUBERNETES_VALIDATE=$(BIN)/kubernetes-validate helm/check.sh
+
+# --- faults and alerts (issue 14) ---------------------------------------------------------
+# alerts-check: `promtool check rules` + `promtool test rules` on deploy/prometheus/ (installs
+# Debian's prometheus package for promtool the first time). chaos: every scenario, fast and
+# slow, on a private faults stack (own ports and state dir; never the shared stack), then the
+# slow tests (marker `chaos`), which `make test` leaves out.
+.PHONY: alerts-check chaos
+alerts-check:
+	deploy/prometheus/check.sh
+
+chaos: install
+	$(BIN)/warmfleet chaos $(CHAOS_ARGS)
+	$(BIN)/pytest -m chaos tests/chaos $(PYTEST_ARGS)

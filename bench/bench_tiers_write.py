@@ -111,11 +111,18 @@ async def measure(
     batch = [make_writes(run, n, first + b) for b in range(batches + 1)]
     await write(batch[0])
     times: list[float] = []
+    cpu = time.process_time()
     for writes in batch[1:]:
         started = time.perf_counter()
         await write(writes)
         times.append(time.perf_counter() - started)
+    CPU_US_PER_WRITE.append((time.process_time() - cpu) * 1e6 / (n * batches))
     return n * batches / sum(times), statistics.median(times) * 1000
+
+
+#: this process's CPU microseconds per write, per measure() call, in call order: steadier
+#: than wall time on a busy machine (the servers' own CPU is not in it)
+CPU_US_PER_WRITE: list[float] = []
 
 
 async def main(
@@ -126,6 +133,11 @@ async def main(
         f"memory://?max_entries={max(2 * n, 1000)}", f"memcached://{memcached}", redis_url,
         source="bench", write_timeout_s=5.0,
     )  # fmt: skip
+    # the same without the invalidation bus: what announcing each batch costs
+    quiet = MultiTierCache.from_urls(
+        f"memory://?max_entries={max(2 * n, 1000)}", f"memcached://{memcached}", redis_url,
+        source="bench", write_timeout_s=5.0, invalidation_channel=None,
+    )  # fmt: skip
     plain = Plain(redis_url, memcached)
     as_of = int(time.time() * 1000)
 
@@ -133,20 +145,32 @@ async def main(
         answers = await cache.set_many(writes, warm_interval=15.0)
         assert all(len(a) == 3 for a in answers), "every write should land in every tier"
 
-    rates: dict[str, list[float]] = {"ours": [], "plain": []}
-    p50s: dict[str, list[float]] = {"ours": [], "plain": []}
+    async def ours_quiet(writes: list[Write]) -> None:
+        answers = await quiet.set_many(writes, warm_interval=15.0)
+        assert all(len(a) == 3 for a in answers), "every write should land in every tier"
+
+    assert await cache.start(), "the bus did not subscribe"
+    rates: dict[str, list[float]] = {"ours": [], "plain": [], "quiet": []}
+    p50s: dict[str, list[float]] = {"ours": [], "plain": [], "quiet": []}
+    cpu: dict[str, list[float]] = {"ours": [], "quiet": []}
     for r in range(rounds):
         base = as_of + r * 10 * (batches + 1)
         rate, p50 = await measure(ours, run, n, batches, base)
         rates["ours"].append(rate)
         p50s["ours"].append(p50)
+        cpu["ours"].append(CPU_US_PER_WRITE[-1])
+        rate, p50 = await measure(ours_quiet, f"{run}q", n, batches, base)
+        rates["quiet"].append(rate)
+        p50s["quiet"].append(p50)
+        cpu["quiet"].append(CPU_US_PER_WRITE[-1])
         rate, p50 = await measure(plain.set_many, f"{run}p", n, batches, base)
         rates["plain"].append(rate)
         p50s["plain"].append(p50)
         print(f"round {r + 1}: set_many {rates['ours'][-1]:>9,.0f} writes/s "
               f"(p50 {p50s['ours'][-1]:6.1f} ms/batch) | plain SET PX + memcached set "
               f"{rates['plain'][-1]:>9,.0f} writes/s "
-              f"(p50 {p50s['plain'][-1]:6.1f} ms)")  # fmt: skip
+              f"(p50 {p50s['plain'][-1]:6.1f} ms) | without the bus "
+              f"{rates['quiet'][-1]:>9,.0f} writes/s")  # fmt: skip
     o, p = statistics.median(rates["ours"]), statistics.median(rates["plain"])
     op50, pp50 = statistics.median(p50s["ours"]), statistics.median(p50s["plain"])
     print(f"\n{n:,} writes per batch ({', '.join(DATA_TYPES)}), {batches} batches per round, "
@@ -156,9 +180,20 @@ async def main(
     print(f"  plain SET PX + memcached set, no CAS         {p:>9,.0f} writes/s  "
           f"p50 {pp50:6.1f} ms/batch  -> set_many takes {p / o:.2f}x "
           f"the servers' time alone")  # fmt: skip
+    q = statistics.median(rates["quiet"])
+    print(f"  set_many without the invalidation bus        {q:>9,.0f} writes/s  "
+          f"p50 {statistics.median(p50s['quiet']):6.1f} ms/batch  -> the bus costs "
+          f"{q / o:.2f}x")  # fmt: skip
+    co, cq = statistics.median(cpu["ours"]), statistics.median(cpu["quiet"])
+    print(f"  client CPU per write: {co:.1f} us with the bus, {cq:.1f} us without "
+          f"-> {co / cq:.2f}x")  # fmt: skip
     keys = [w.key for w in make_writes(run, n, 0)]
     await cache.tiers[1].delete_many(keys)
     await cache.tiers[2].delete_many(keys)
+    quiet_keys = [w.key for w in make_writes(f"{run}q", n, 0)]
+    await quiet.tiers[1].delete_many(quiet_keys)
+    await quiet.tiers[2].delete_many(quiet_keys)
+    await quiet.close()
     await plain.delete([w.key for w in make_writes(f"{run}p", n, 0)])
     await plain.close()
     await cache.close()

@@ -62,6 +62,7 @@ CRD_APIS=(--api-versions keda.sh/v1alpha1 --api-versions monitoring.coreos.com/v
 OPTIONAL=(
     --set keda.enabled=true
     --set serviceMonitor.enabled=true
+    --set prometheusRule.enabled=true
     --set kafka.auth.existingSecret=warmfleet-kafka
     --set redis.auth.existingSecret=warmfleet-redis
     --set sim.enabled=true

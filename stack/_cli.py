@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from stack._errors import StackError
-from stack._manager import PORT_FLAGS, SERVICES, StackConfig, down, status, up
+from stack._manager import FAULT_SERVICES, PORT_FLAGS, SERVICES, StackConfig, down, status, up
 from stack._services import Ports
 
 HELP = "start, inspect and stop the local Kafka, Redis and Memcached"
@@ -46,7 +46,8 @@ def _config(args: argparse.Namespace) -> StackConfig:
         raise StackError(
             f"--only: unknown service {unknown[0]!r}; choose from {', '.join(SERVICES)}"
         )
-    return StackConfig(ports=Ports(**chosen), services=services)
+    faults = bool(getattr(args, "faults", False))
+    return StackConfig(ports=Ports(**chosen), services=services, faults=faults)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +69,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--only", metavar="LIST", help=f"comma-separated subset of {','.join(SERVICES)}"
         )
+        if action in ("up", "exec"):
+            p.add_argument(
+                "--faults",
+                action="store_true",
+                help="toxiproxy in front of Kafka, Redis, Memcached and the simulator "
+                "(--sim-port, two venues); the URLs given out point at the proxies",
+            )
         if action == "status":
             p.add_argument("--json", action="store_true", help="machine-readable output")
             p.add_argument(
@@ -90,10 +98,15 @@ def _print_status(info: dict[str, Any]) -> None:
     if not procs:
         print("stack: nothing running (start it with `warmfleet stack up`)")
         return
-    for name in SERVICES:
+    for name in FAULT_SERVICES:
+        if name == "toxiproxy" and name not in procs:
+            continue
         if name in procs:
             p = procs[name]
-            print(f"{name:<10} {info[name]:<28} pid {p['pid']:<8} since {p['started_at']}")
+            where = info[name] if name != "toxiproxy" else info["toxiproxy"]
+            if "direct" in info and name in info["direct"]:
+                where = f"{info[name]} -> {info['direct'][name]}"
+            print(f"{name:<10} {where:<28} pid {p['pid']:<8} since {p['started_at']}")
         else:
             print(f"{name:<10} not running")
 
@@ -105,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
             started = time.monotonic()
             info = up(cfg, _say)
             _say(f"stack up in {time.monotonic() - started:.1f}s")
-            print(json.dumps({k: v for k, v in info.items() if k in SERVICES}))
+            keys = (*SERVICES, "toxiproxy", "exchange_urls")
+            print(json.dumps({k: v for k, v in info.items() if k in keys}))
             return 0
         if args.action == "down":
             down(cfg, _say)
@@ -140,7 +154,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _env_for(info: dict[str, Any]) -> dict[str, str]:
     """The variables warmfleet's settings and test fixtures read to find the stack."""
+    extra = {}
+    if "toxiproxy" in info:
+        extra = {
+            "WARMFLEET_TOXIPROXY_URL": info["toxiproxy"],
+            "WARMFLEET_EXCHANGE_URLS": info["exchange_urls"],
+        }
     return {
+        **extra,
         "WARMFLEET_KAFKA_URL": f"kafka://{info['kafka']}" if "kafka" in info else "",
         "WARMFLEET_REDIS_URL": info.get("redis", ""),
         "WARMFLEET_MEMCACHED_URL": f"memcached://{info['memcached']}"

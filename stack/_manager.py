@@ -35,15 +35,27 @@ from stack._services import (
     redis_answers,
     redis_command,
 )
+from stack._toxiproxy import (
+    api_answers,
+    ensure_proxies,
+    ensure_toxiproxy,
+    proxy_port,
+    server_command,
+)
 
 SERVICES = ("kafka", "redis", "memcached")
+#: `up --faults`: toxiproxy first, so the broker's advertised proxy address answers when
+#: the broker's readiness probe connects to it
+FAULT_SERVICES = ("toxiproxy", *SERVICES)
 PORT_FLAGS = {
     "kafka": "--kafka-port",
     "kafka_controller": "--kafka-controller-port",
     "redis": "--redis-port",
     "memcached": "--memcached-port",
+    "toxiproxy": "--toxiproxy-port",
+    "sim": "--sim-port",
 }
-READY_TIMEOUT_S = {"kafka": 90.0, "redis": 15.0, "memcached": 15.0}
+READY_TIMEOUT_S = {"kafka": 90.0, "redis": 15.0, "memcached": 15.0, "toxiproxy": 15.0}
 
 Say = Callable[[str], None]
 
@@ -65,6 +77,12 @@ class StackConfig:
     home: Path = field(default_factory=default_home)
     stack_dir: Path = field(default_factory=default_stack_dir)
     services: tuple[str, ...] = SERVICES
+    #: toxiproxy in front of every server (and the simulator), the broker advertising its
+    #: proxy; the URLs `status` gives point at the proxies
+    faults: bool = False
+    #: a broker restarted with much state (many topics and groups) on a busy machine takes
+    #: longer than a fresh one; the chaos suite's restarts wait longer
+    kafka_ready_timeout_s: float = READY_TIMEOUT_S["kafka"]
 
     @property
     def state_file(self) -> Path:
@@ -114,6 +132,30 @@ def urls(ports: Ports) -> dict[str, str]:
     }
 
 
+def proxied_urls(ports: Ports) -> dict[str, str]:
+    """The faults stack's URLs: every server (and each venue of the simulator) through its
+    toxiproxy proxy."""
+    at = {name: f"{HOST}:{proxy_port(ports.toxiproxy, name)}" for name in
+          ("kafka", "redis", "memcached", "sim-binance", "sim-okx")}  # fmt: skip
+    return {
+        "kafka": at["kafka"],
+        "redis": f"redis://{at['redis']}/0",
+        "memcached": at["memcached"],
+        "toxiproxy": f"http://{HOST}:{ports.toxiproxy}",
+        "exchange_urls": f"binance=http://{at['sim-binance']},okx=http://{at['sim-okx']}",
+    }
+
+
+def _upstreams(ports: Ports) -> dict[str, str]:
+    return {
+        "kafka": f"{HOST}:{ports.kafka}",
+        "redis": f"{HOST}:{ports.redis}",
+        "memcached": f"{HOST}:{ports.memcached}",
+        "sim-binance": f"{HOST}:{ports.sim}",
+        "sim-okx": f"{HOST}:{ports.sim}",
+    }
+
+
 def _port_owner(port: int) -> str:
     try:
         for conn in psutil.net_connections(kind="tcp"):
@@ -138,9 +180,13 @@ def _check_port(name: str, port: int) -> None:
 
 
 def _answers(name: str, port: int) -> bool:
-    return {"kafka": kafka_answers, "redis": redis_answers, "memcached": memcached_answers}[name](
-        port
-    )
+    probes = {
+        "kafka": kafka_answers,
+        "redis": redis_answers,
+        "memcached": memcached_answers,
+        "toxiproxy": api_answers,
+    }
+    return probes[name](port)
 
 
 #: the servers this process started: they outlive `up` on purpose, and a dropped Popen of a
@@ -164,9 +210,11 @@ def _spawn(cmd: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
     return popen
 
 
-def _wait_ready(name: str, port: int, popen: subprocess.Popen[bytes], log: Path) -> float:
+def _wait_ready(
+    name: str, port: int, popen: subprocess.Popen[bytes], log: Path, timeout_s: float
+) -> float:
     started = time.monotonic()
-    deadline = started + READY_TIMEOUT_S[name]
+    deadline = started + timeout_s
     while time.monotonic() < deadline:
         if popen.poll() is not None:
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
@@ -175,9 +223,7 @@ def _wait_ready(name: str, port: int, popen: subprocess.Popen[bytes], log: Path)
             return time.monotonic() - started
         time.sleep(0.2)
     _terminate(popen.pid, grace_s=5)
-    raise StackError(
-        f"{name} did not answer on {HOST}:{port} within {READY_TIMEOUT_S[name]:.0f}s; see {log}"
-    )
+    raise StackError(f"{name} did not answer on {HOST}:{port} within {timeout_s:.0f}s; see {log}")
 
 
 def _start(name: str, cfg: StackConfig, say: Say) -> Proc:
@@ -188,10 +234,14 @@ def _start(name: str, cfg: StackConfig, say: Say) -> Proc:
         libs = ensure_kafka_jars(cfg.home, say)
         _check_port("kafka_controller", ports.kafka_controller)
         props = data / "server.properties"
-        props.write_text(kafka_properties(ports, data))
+        advertised = proxy_port(ports.toxiproxy, "kafka") if cfg.faults else None
+        props.write_text(kafka_properties(ports, data, advertised))
         if format_kafka_storage(libs, props, data):
             say("kafka: formatted KRaft storage")
         cmd, port = kafka_java(libs, "kafka.Kafka", str(props)), ports.kafka
+    elif name == "toxiproxy":
+        ensure_toxiproxy(cfg.home, say)
+        cmd, port = server_command(cfg.home, ports.toxiproxy), ports.toxiproxy
     elif name == "redis":
         ensure_packages(["redis-server"], say)
         cmd, port = redis_command(ports.redis, data), ports.redis
@@ -200,7 +250,8 @@ def _start(name: str, cfg: StackConfig, say: Say) -> Proc:
         cmd, port = memcached_command(ports.memcached), ports.memcached
     say(f"{name}: starting on {HOST}:{port}")
     popen = _spawn(cmd, log, data)
-    took = _wait_ready(name, port, popen, log)
+    timeout_s = cfg.kafka_ready_timeout_s if name == "kafka" else READY_TIMEOUT_S[name]
+    took = _wait_ready(name, port, popen, log, timeout_s)
     say(f"{name}: ready in {took:.1f}s (pid {popen.pid})")
     return Proc(
         service=name,
@@ -212,11 +263,33 @@ def _start(name: str, cfg: StackConfig, say: Say) -> Proc:
     )
 
 
+def _kafka_advertises(cfg: StackConfig) -> int | None:
+    """The port a running broker of this stack advertises (from its properties file)."""
+    try:
+        text = (cfg.stack_dir / "kafka-data" / "server.properties").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("advertised.listeners="):
+            return int(line.rsplit(":", 1)[1])
+    return None
+
+
 def up(cfg: StackConfig, say: Say) -> dict[str, Any]:
     """Start whatever of the stack is not running; reuse what is. Returns ``status()``."""
     procs = _load_state(cfg)
+    services = cfg.services
+    if cfg.faults and "toxiproxy" not in services:
+        services = ("toxiproxy", *services)
     try:
-        for name in cfg.services:
+        for name in services:
+            if name == "kafka" and cfg.faults and procs.get("kafka") and procs["kafka"].alive():
+                wanted = proxy_port(cfg.ports.toxiproxy, "kafka")
+                if _kafka_advertises(cfg) != wanted:
+                    raise StackError(
+                        "kafka runs without the faults proxy (it advertises its own port); "
+                        "run `warmfleet stack down` first, then `warmfleet stack up --faults`"
+                    )
             port = getattr(cfg.ports, name)
             ours = procs.get(name)
             if ours and ours.alive():
@@ -227,6 +300,8 @@ def up(cfg: StackConfig, say: Say) -> dict[str, Any]:
                     )
                 if _answers(name, port):
                     say(f"{name}: already running on {HOST}:{port} (pid {ours.pid})")
+                    if name == "toxiproxy":
+                        ensure_proxies(port, _upstreams(cfg.ports))
                     continue
                 raise StackError(
                     f"{name} (pid {ours.pid}) runs but does not answer on {port}; "
@@ -236,6 +311,9 @@ def up(cfg: StackConfig, say: Say) -> dict[str, Any]:
             _check_port(name, port)
             procs[name] = _start(name, cfg, say)
             _save_state(cfg, procs)
+            if name == "toxiproxy":
+                made = ensure_proxies(port, _upstreams(cfg.ports))
+                say("toxiproxy: " + ", ".join(f"{n} {a}" for n, a in made.items()))
     finally:
         _save_state(cfg, {n: p for n, p in procs.items() if p.alive()})
     return status(cfg)
@@ -285,8 +363,16 @@ def status(cfg: StackConfig) -> dict[str, Any]:
         }
     )
     out: dict[str, Any] = {name: url for name, url in urls(ports).items() if name in procs}
+    if "toxiproxy" in procs:
+        # the fleet's URLs are the proxies'; the servers' own addresses stay under "direct"
+        proxied = proxied_urls(ports)
+        out["direct"] = dict(out)
+        out.update({n: proxied[n] for n in SERVICES if n in procs})
+        out["toxiproxy"] = proxied["toxiproxy"]
+        out["exchange_urls"] = proxied["exchange_urls"]
     out["processes"] = {
         n: {"pid": p.pid, "port": p.port, "started_at": p.started_at} for n, p in procs.items()
     }
-    out["running"] = sorted(procs) == sorted(cfg.services)
+    wanted = set(cfg.services) | ({"toxiproxy"} if cfg.faults else set())
+    out["running"] = wanted <= set(procs)
     return out

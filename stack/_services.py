@@ -22,6 +22,10 @@ class Ports:
     kafka_controller: int = 9093
     redis: int = 6379
     memcached: int = 11211
+    #: the faults stack only: toxiproxy's HTTP API (its proxies listen on the next ports,
+    #: stack._toxiproxy.PROXIES) and the simulator port the exchange proxies forward to
+    toxiproxy: int = 8474
+    sim: int = 8899
 
 
 def port_free(port: int, host: str = HOST) -> bool:
@@ -117,14 +121,17 @@ def memcached_command(port: int) -> list[str]:
     return cmd
 
 
-def kafka_properties(ports: Ports, data_dir: Path) -> str:
+def kafka_properties(ports: Ports, data_dir: Path, advertised_port: int | None = None) -> str:
+    """``advertised_port``: what the broker tells clients to connect to -- the faults stack's
+    proxy, so that a client that bootstrapped through toxiproxy stays behind it."""
+    advertised = advertised_port or ports.kafka
     return "\n".join(
         [
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@{HOST}:{ports.kafka_controller}",
             f"listeners=PLAINTEXT://{HOST}:{ports.kafka},CONTROLLER://{HOST}:{ports.kafka_controller}",
-            f"advertised.listeners=PLAINTEXT://{HOST}:{ports.kafka}",
+            f"advertised.listeners=PLAINTEXT://{HOST}:{advertised}",
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=PLAINTEXT",
             "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",

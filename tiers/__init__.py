@@ -4,7 +4,11 @@ cache = MultiTierCache.from_urls(
     "memory://?max_entries=50000", "memcached://127.0.0.1:11211", "redis://127.0.0.1:6379/0"
 )
 await cache.set(key, value, data_type="tickers", as_of=ts_ms, volatility=0.012)
-hit = await cache.get(key, max_age=30)   # Hit(value, as_of, age, tier) or None
+hit = await cache.get(key, max_age=30)   # Hit(value, as_of, age, tier, stale) or None
+hit = await cache.get(key, max_stale=300)  # also a copy up to 300 s past its fresh TTL
+hit = await cache.get(key, stale_if_error=True)  # origin failing: the last good copy, flagged
+
+Freshness, the invalidation bus and the read metrics: docs/tiers.md.
 """
 
 from __future__ import annotations

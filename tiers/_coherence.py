@@ -43,6 +43,7 @@ class Coherence:
         self.bus = bus
         self.l1 = l1
         self.id = uuid.uuid4().hex[:12]
+        self._own_head = encode_message(self.id, [])  # b"wf2 <id>\n"
         self.publish_timeout_s = publish_timeout_s
         self.breaker = breaker or CircuitBreaker("bus", failure_threshold=3, cooldown_s=1.0)
         self.invalidations = 0  # L1 entries dropped because of others' announcements
@@ -107,6 +108,8 @@ class Coherence:
     def deliver(self, payload: bytes) -> None:
         """Apply one payload from the bus to the L1."""
         assert self.l1 is not None
+        if payload.startswith(self._own_head):
+            return  # our own announcement, back from the bus: nothing to parse
         try:
             sender, entries = decode_message(payload)
         except (ValueError, UnicodeDecodeError):

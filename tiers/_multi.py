@@ -231,10 +231,14 @@ class MultiTierCache:
         self._ensure_started()
         written = await self._writes.set_many(writes, bodies, now, warm_interval)
         if self._coherence is not None:
-            # after the tiers took it: an L1 that drops its copy finds the new one below
-            await self._coherence.announce(
-                [(w.key, b.as_of) for w, b, r in zip(writes, bodies, written, strict=True) if r]
-            )
+            # after the tiers took it (an L1 that drops its copy finds the new one below),
+            # and in the background: a writer such as the agents' stream awaits each batch
+            # before the next, and must not wait a bus round trip for it too
+            entries = [
+                (w.key, b.as_of) for w, b, r in zip(writes, bodies, written, strict=True) if r
+            ]
+            if entries:
+                self._spawn(self._coherence.announce(entries))
         return written
 
     async def delete(self, key: str) -> None:
@@ -280,7 +284,7 @@ class MultiTierCache:
         return self._coherence is not None and self._coherence.subscribed.is_set()
 
     async def drain(self) -> None:
-        """Wait for background promotions (tests and benchmarks use this)."""
+        """Wait for background promotions and bus announcements (tests and benchmarks)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
@@ -288,13 +292,13 @@ class MultiTierCache:
         if self._closed:
             return
         self._closed = True
-        if self._coherence is not None:
-            await self._coherence.close()
         try:
             async with asyncio.timeout(2.0):
-                await self.drain()
+                await self.drain()  # promotions and announcements still on their way
         except TimeoutError:
             pass
+        if self._coherence is not None:
+            await self._coherence.close()
         for task in list(self._tasks):
             task.cancel()
         self._reads.close()

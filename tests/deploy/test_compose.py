@@ -316,6 +316,15 @@ def test_published_ports(services: dict[str, Any]) -> None:
 # --- Prometheus and Grafana ---------------------------------------------------------------------
 
 
+def test_prometheus_loads_the_alert_rules(services: dict[str, Any]) -> None:
+    mounts = dict(v.split(":")[:2] for v in services["prometheus"]["volumes"])
+    inside = mounts["./deploy/prometheus/alerts.yml"]
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    assert config["rule_files"] == [inside]
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
+    assert rules["groups"] and all(g["rules"] for g in rules["groups"])
+
+
 def test_prometheus_scrapes_every_process(services: dict[str, Any]) -> None:
     mounts = dict(v.split(":")[:2] for v in services["prometheus"]["volumes"])
     assert mounts["./deploy/prometheus.yml"] == "/etc/prometheus/prometheus.yml"

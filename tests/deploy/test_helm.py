@@ -20,10 +20,11 @@ from workers.settings import Settings
 from .conftest import CHART, KUBE_VERSION, ROOT
 
 CRD_APIS = ("keda.sh/v1alpha1", "monitoring.coreos.com/v1")
-CRD_KINDS = {"ScaledObject", "TriggerAuthentication", "ServiceMonitor"}
+CRD_KINDS = {"ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule"}
 OPTIONAL_ON = {
     "keda.enabled": "true",
     "serviceMonitor.enabled": "true",
+    "prometheusRule.enabled": "true",
     "kafka.auth.existingSecret": "warmfleet-kafka",
     "redis.auth.existingSecret": "warmfleet-redis",
     "sim.enabled": "true",
@@ -391,8 +392,34 @@ def test_service_monitor_scrapes_each_process_once(optional: tuple[str, list[Man
     assert scraped == {"poller": 1, "agents": 1, "clock": 1, "reader": 1, "sim": 1}
 
 
+def test_prometheus_rule_is_the_alerts_file(
+    optional: tuple[str, list[Manifest]], default: tuple[str, list[Manifest]]
+) -> None:
+    alerts = ROOT / "deploy" / "prometheus" / "alerts.yml"
+    chart_copy = CHART / "files" / "alerts.yml"
+    assert chart_copy.read_text() == alerts.read_text(), (
+        "helm/warmfleet/files/alerts.yml differs from deploy/prometheus/alerts.yml: copy it over"
+    )
+    _, docs = optional
+    (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["spec"] == yaml.safe_load(alerts.read_text())
+    names = {r.get("alert") for g in rule["spec"]["groups"] for r in g["rules"]} - {None}
+    assert "WarmfleetNoActiveClock" in names and "WarmfleetPollerNotPublishing" in names
+    # annotations keep Prometheus' own {{ $labels.x }} templates, not rendered by helm
+    assert "{{ $labels.tier }}" in str(rule["spec"])
+    assert not [d for d in default[1] if d["kind"] == "PrometheusRule"], "off by default"
+
+
 def test_crd_objects_need_the_api_served(helm: Path) -> None:
-    _, docs = _render(helm, {"keda.enabled": "true", "serviceMonitor.enabled": "true"})
+    _, docs = _render(
+        helm,
+        {
+            "keda.enabled": "true",
+            "serviceMonitor.enabled": "true",
+            "prometheusRule.enabled": "true",
+        },
+    )
     assert not [d for d in docs if d["kind"] in CRD_KINDS]
     assert "replicas" in _workload(docs, "agents")["spec"], "no KEDA: the chart sets replicas"
 

@@ -123,3 +123,55 @@ def test_exec_runs_with_the_stack_and_stops_what_it_started(stack_dir: Path) -> 
     assert "redis: stopping" in result.stderr  # it started them, so it stops them
     after = json.loads(_cli("status", "--json", stack_dir=stack_dir).stdout)
     assert after["processes"] == {}
+
+
+def _free_block(size: int) -> int:
+    """The first of ``size`` consecutive free ports (toxiproxy's API and its proxies)."""
+    for _ in range(50):
+        base = _free_port()
+        socks = []
+        try:
+            for port in range(base, base + size):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no block of free ports")
+
+
+@pytest.mark.timeout(240)
+def test_exec_faults_points_the_command_at_toxiproxy(stack_dir: Path) -> None:
+    redis_port, memcached_port, toxiproxy_port = _free_port(), _free_port(), _free_block(6)
+    probe = (
+        "import os, socket\n"
+        "url = os.environ['WARMFLEET_REDIS_URL']\n"
+        "host, port = url.removeprefix('redis://').removesuffix('/0').split(':')\n"
+        "with socket.create_connection((host, int(port)), timeout=2) as s:\n"
+        "    s.sendall(b'PING\\r\\n'); pong = s.recv(16).decode().strip()\n"
+        "print(url, os.environ['WARMFLEET_MEMCACHED_URL'], os.environ['WARMFLEET_TOXIPROXY_URL'],"
+        " os.environ['WARMFLEET_EXCHANGE_URLS'], pong)\n"
+    )
+    result = _cli(
+        "exec", "--faults", "--only", "redis,memcached",
+        "--redis-port", str(redis_port), "--memcached-port", str(memcached_port),
+        "--toxiproxy-port", str(toxiproxy_port), "--sim-port", str(_free_port()),
+        "--", sys.executable, "-c", probe,
+        stack_dir=stack_dir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    p = toxiproxy_port
+    assert result.stdout.split() == [
+        f"redis://127.0.0.1:{p + 2}/0",  # the proxies, not the servers
+        f"memcached://127.0.0.1:{p + 3}",
+        f"http://127.0.0.1:{p}",
+        f"binance=http://127.0.0.1:{p + 4},okx=http://127.0.0.1:{p + 5}",
+        "+PONG",  # through the proxy to the real Redis
+    ]
+    assert "toxiproxy: stopping" in result.stderr and "redis: stopping" in result.stderr
+    after = json.loads(_cli("status", "--json", stack_dir=stack_dir).stdout)
+    assert after["processes"] == {}

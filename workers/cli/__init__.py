@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "sim": "sim._cli",
     "poller": "workers.cli._poller",
     "ab": "ab._cli",
+    "chaos": "chaos._cli",
 }
 
 
