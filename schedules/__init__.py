@@ -1,11 +1,12 @@
-"""The phase calendar (pure) and the phase clock (APScheduler, one active via a Redis lease).
+"""The phase calendar (pure) and the phase clock (APScheduler, one active, elected in Kafka).
 
     config = load_config(default_path())           # phases.toml, validated
     config.calendar.phase_at(t)                     # Phase.MARKET_HOURS ...
     config.calendar.next_transition(t)
     config.calendar.interval(Phase.WEEKEND, "tickers")   # 600.0
     plan_firings(config, start, end)                # the clock's decisions, without a clock
-    await PhaseClock(config, bootstrap_servers=..., redis_url=...).run(stop)
+    await PhaseClock(config, bootstrap_servers=...).run(stop)
+    await OverrideLog(bootstrap_servers).set(Phase.MARKET_HOURS, 1800)   # control.phase
 
 Imports ``topics`` and nothing else of ours (``tiers`` only in tests: the TTL invariant).
 """
@@ -23,7 +24,10 @@ from schedules._config import (
     load_config,
     parse_config,
 )
-from schedules._control import ClockError, ControlKeys, LeaderLease, OverrideStore, read_state
+from schedules._control import ClockError
+from schedules._intervals import IntervalHistory
+from schedules._leader import Claim, ClockElection, pick_leader
+from schedules._overrides import OverrideLog, parse_override, read_latest
 from schedules._plan import (
     Firing,
     JobKey,
@@ -39,6 +43,7 @@ from schedules._plan import (
     resolve,
     warm_job,
 )
+from schedules._takeover import LastWarm, last_warms, takeover_dues
 
 __all__ = [
     "CLOCK_HEADER",
@@ -46,14 +51,16 @@ __all__ = [
     "DEFAULT_PATH",
     "INTERVAL_TYPES",
     "Boost",
+    "Claim",
+    "ClockElection",
     "ClockError",
-    "ControlKeys",
     "ExchangeWarm",
     "Firing",
+    "IntervalHistory",
     "JobKey",
-    "LeaderLease",
+    "LastWarm",
     "Override",
-    "OverrideStore",
+    "OverrideLog",
     "Phase",
     "PhaseCalendar",
     "PhaseClock",
@@ -65,12 +72,16 @@ __all__ = [
     "default_path",
     "effective_interval",
     "jobs",
+    "last_warms",
     "load_config",
     "next_due",
     "parse_config",
+    "parse_override",
+    "pick_leader",
     "plan_firings",
     "published_intervals",
-    "read_state",
+    "read_latest",
     "resolve",
+    "takeover_dues",
     "warm_job",
 ]

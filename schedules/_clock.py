@@ -2,8 +2,11 @@
 publishes a WarmJob to ``warm.jobs``; every change of phase, override or boost reschedules
 the jobs (the rule in ``schedules._plan``) and publishes a PhaseChange to ``control.phase``.
 
-Only the holder of the Redis leader lease fires: the others keep their scheduler paused,
-poll the lease and take over within about one lease TTL when the leader dies.
+Only the clock that Kafka elects fires (``schedules._leader``: a consumer group on
+``control.clock``), and every job it publishes carries its fencing token. The others keep
+their scheduler paused and take over within about one session timeout when the leader dies,
+continuing its schedule from what it left on ``warm.jobs`` (``schedules._takeover``). Redis
+plays no part: the override lives in ``control.phase`` (``schedules._overrides``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import redis.asyncio as aioredis
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -29,13 +31,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from schedules import _metrics as metrics
 from schedules._config import PhaseConfig
-from schedules._control import (
-    ClockError,
-    ControlKeys,
-    LeaderLease,
-    OverrideStore,
-    write_state,
-)
+from schedules._leader import ClockElection
+from schedules._overrides import PHASE_KEY, OverrideFollower
 from schedules._plan import (
     JobKey,
     Override,
@@ -46,20 +43,19 @@ from schedules._plan import (
     jobs,
     next_due,
     resolve,
-    to_ms,
     warm_job,
 )
-from topics import ANALYSIS_OVERVIEW, CONTROL_PHASE, KEY_PREFIX, WARM_JOBS
+from schedules._takeover import read_last_warms, takeover_dues
+from topics import ANALYSIS_OVERVIEW, CONTROL_CLOCK, CONTROL_PHASE, WARM_JOBS
 from topics.kafka import ensure_topics, start_producer
 from topics.records import MarketOverview
 
 log = structlog.get_logger(__name__)
 
 TRANSITION_JOB = "phase-transition"
-#: the Kafka header naming the clock that issued a job (pollers ignore it; tests and
-#: operators use it to see which clock leads)
+#: the Kafka header naming the clock that issued a job (pollers fence on the job's
+#: ``fencing_token``; tests and operators use the header to see which clock leads)
 CLOCK_HEADER = "warmfleet-clock"
-PHASE_KEY = b"phase"
 
 
 def default_owner() -> str:
@@ -67,40 +63,52 @@ def default_owner() -> str:
 
 
 class PhaseClock:
-    """Run with ``await clock.run(stop_event)``; every dependency is an explicit parameter."""
+    """Run with ``await clock.run(stop_event)``; every dependency is an explicit parameter.
+
+    ``session_timeout_s``: how long a dead leader keeps the lead (the consumer group's
+    session timeout; Kafka's default floor is 6 s); ``heartbeat_s``: how often the leader
+    renews it; ``catch_up_ramp_s``: over how long a new leader spreads the jobs that are
+    overdue when it takes over.
+    """
 
     def __init__(
         self,
         config: PhaseConfig,
         *,
         bootstrap_servers: str | Sequence[str],
-        redis_url: str,
         namespace: str = "",
-        key_prefix: str = KEY_PREFIX,
         owner: str | None = None,
-        lease_ttl_s: float = 5.0,
-        renew_every_s: float = 1.5,
+        session_timeout_s: float = 6.0,
+        heartbeat_s: float = 1.5,
         poll_every_s: float = 1.0,
+        catch_up_ramp_s: float = 10.0,
         watch_overview: bool = True,
         kafka_options: Mapping[str, Any] | None = None,
     ) -> None:
-        if not 0 < renew_every_s < lease_ttl_s:
-            raise ValueError("renew_every_s must be positive and shorter than lease_ttl_s")
         self.config = config
         self.owner = owner or default_owner()
         self.namespace = namespace
-        self.keys = ControlKeys.for_fleet(key_prefix, namespace)
         self._bootstrap = bootstrap_servers
         self._kafka_options = dict(kafka_options or {})  # security settings, never logged
-        self._redis_url = redis_url
-        self._lease_ttl_s = lease_ttl_s
-        self._tick_s = min(renew_every_s, poll_every_s)
+        self._tick_s = min(heartbeat_s, poll_every_s)
+        self._ramp_s = catch_up_ramp_s
         self._watch_overview = watch_overview
         self._jobs = {key.job_id: key for key in jobs(config)}
         self._warm_topic = WARM_JOBS.named(namespace)
         self._phase_topic = CONTROL_PHASE.named(namespace)
         self._overview_topic = ANALYSIS_OVERVIEW.named(namespace)
+        self.election = ClockElection(
+            bootstrap_servers,
+            owner=self.owner,
+            namespace=namespace,
+            session_timeout_s=session_timeout_s,
+            heartbeat_s=heartbeat_s,
+            kafka_options=self._kafka_options,
+            on_revoked=self._suspend,
+        )
+        self.overrides = OverrideFollower(bootstrap_servers, self._phase_topic, self._kafka_options)
         self.leader = False
+        self._suspended_at: float | None = None  # monotonic, while a rebalance is running
         self.override: Override | None = None
         self.boost = 1.0
         self.volatility_index: float | None = None
@@ -111,65 +119,80 @@ class PhaseClock:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         self._producer: AIOKafkaProducer | None = None
-        self._redis: aioredis.Redis | None = None
         self._lock = asyncio.Lock()  # serialises leadership changes and reschedules
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
-        self._redis = aioredis.Redis.from_url(self._redis_url)
-        lease = LeaderLease(self._redis, self.keys.leader, self.owner, self._lease_ttl_s)
-        overrides = OverrideStore(self._redis, self.keys.override)
         await ensure_topics(
             self._bootstrap,
             self.namespace,
-            [WARM_JOBS, CONTROL_PHASE, ANALYSIS_OVERVIEW],
+            [WARM_JOBS, CONTROL_PHASE, CONTROL_CLOCK, ANALYSIS_OVERVIEW],
             kafka_options=self._kafka_options,
         )
         self._producer = await start_producer(self._bootstrap, self._kafka_options)
+        tasks = [asyncio.create_task(self.overrides.run(), name="clock-overrides")]
+        if self._watch_overview:
+            tasks.append(asyncio.create_task(self._watch_volatility(), name="clock-volatility"))
+        try:
+            # the override in force before leading, so a new leader never announces the
+            # calendar's phase for a moment while an override holds
+            await asyncio.wait_for(self.overrides.caught_up.wait(), 30)
+        except TimeoutError:
+            metrics.ERRORS.labels(kind="override").inc()
+            log.warning("override_log_unread", topic=self._phase_topic)
         self._scheduler.start(paused=True)
-        watcher = asyncio.create_task(self._watch_volatility()) if self._watch_overview else None
+        await self.election.start(self._producer)
+        # the lead is renewed on its own beat, so a slow takeover (reading warm.jobs) or a
+        # slow reschedule never lets it lapse
+        renewing = asyncio.create_task(self._renew(stop), name="clock-election")
+        tasks.append(renewing)
         log.info(
             "clock_started",
             owner=self.owner,
             namespace=self.namespace,
             config=self.config.source,
             jobs=len(self._jobs),
+            group=self.election.group_id,
         )
         try:
             while not stop.is_set():
-                await self._tick(lease, overrides)
+                if renewing.done():  # a bug, not Kafka trouble (hold() absorbs that)
+                    renewing.result()
+                await self._tick()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self._tick_s)
         finally:
             log.info("clock_stopping", owner=self.owner, leader=self.leader)
-            if watcher is not None:
-                watcher.cancel()
+            for task in tasks:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+                    await task
             if self.leader:
                 await self._step_down("shutdown")
-            await lease.release()
+            await self.election.stop()  # leaves the group: a standby takes over at once
             self._scheduler.shutdown(wait=False)
             await self._producer.stop()
-            await self._redis.aclose()
 
-    async def _tick(self, lease: LeaderLease, overrides: OverrideStore) -> None:
-        """Once a second or so: the lease, the override, boost staleness, the shown state."""
-        try:
-            override = await overrides.get()
-        except ClockError as exc:
-            metrics.ERRORS.labels(kind="override").inc()
-            log.warning("override_unreadable", error=str(exc))
-            override = self.override  # keep what we knew
-        leading = await lease.hold()
+    async def _renew(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.election.hold()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._tick_s)
+
+    async def _tick(self) -> None:
+        """Once a second or so: leadership, the override, boost staleness."""
+        override = self.overrides.current()
+        leading = self.election.leading
         async with self._lock:
             if leading and not self.leader:
                 self.override = override
                 await self._take_lead()
-            elif not leading and self.leader:
-                await self._step_down("lease_lost")
+            elif leading and self._suspended_at is not None:
+                self._resume()
+            elif not leading and self.leader and not self._rebalancing():
+                await self._step_down("not_elected")
             changed = override != self.override
             self.override = override
             age = time.monotonic() - self._volatility_seen
@@ -180,14 +203,11 @@ class PhaseClock:
             changed |= new_boost != self.boost
             self.boost = new_boost
             state = self.state()
-            if self.leader and (changed or self._differs(state)):
+            if self.leader and leading and (changed or self._differs(state)):
                 await self._reschedule(state, "change" if changed else "drift")
-        metrics.IS_LEADER.set(1 if self.leader else 0)
+        metrics.IS_LEADER.set(1 if self.leader and leading else 0)
+        metrics.FENCING_TOKEN.set(self.election.token or 0)
         metrics.show_phase(state.phase, state.intervals_s, state.boost)
-        if self.leader and self._redis is not None:
-            await write_state(
-                self._redis, self.keys.state, self._state_body(state), self._lease_ttl_s * 2
-            )
 
     def state(self, now: datetime | None = None) -> PhaseState:
         now = now or datetime.now(UTC)
@@ -203,28 +223,65 @@ class PhaseClock:
 
     # -- leadership -----------------------------------------------------------------------
 
+    def _suspend(self) -> None:
+        """A rebalance started (or a newer leader was seen): publish nothing until the
+        group says whether the partition stays with us. Due jobs wait in the paused
+        scheduler and fire (coalesced) if it does."""
+        if self.leader and self._suspended_at is None:
+            self._scheduler.pause()
+            self._suspended_at = time.monotonic()
+            log.info("clock_suspended", owner=self.owner, token=self.election.token)
+
+    def _rebalancing(self) -> bool:
+        """Suspended by a rebalance that has not answered yet (for less than a session
+        timeout): wait for the group's answer before dropping the schedule."""
+        at = self._suspended_at
+        return (
+            at is not None
+            and self.election.rebalancing
+            and time.monotonic() - at < self.election.session_timeout_s
+        )
+
+    def _resume(self) -> None:
+        self._suspended_at = None
+        self._scheduler.resume()
+        log.info("clock_resumed", owner=self.owner, token=self.election.token)
+
     async def _take_lead(self) -> None:
-        now = datetime.now(UTC)
-        state = self.state(now)
+        last = await read_last_warms(self._bootstrap, self._warm_topic, self._kafka_options)
+        state = self.state()
+        dues = takeover_dues(self.config, state, last, ramp_s=self._ramp_s)
         for job_id, key in self._jobs.items():
-            interval = self._interval(key, state)
+            due = dues[key]
             self._scheduler.add_job(
                 self._fire,
-                IntervalTrigger(seconds=interval, start_date=now, timezone=UTC),
+                IntervalTrigger(seconds=self._interval(key, state), start_date=due, timezone=UTC),
                 args=[key],
                 id=job_id,
                 name=job_id,
-                next_run_time=now,
+                next_run_time=due,
                 replace_existing=True,
             )
         self._arm_transition(state)
         self.leader = True
+        self._suspended_at = None
         self._scheduler.resume()
-        log.info("clock_leading", owner=self.owner, phase=state.phase.value, source=state.source)
+        log.info(
+            "clock_leading",
+            owner=self.owner,
+            token=self.election.token,
+            phase=state.phase.value,
+            source=state.source,
+            resumed=sum(1 for key in self._jobs.values() if key in last),
+            first_due_s=round(min((d - state.at).total_seconds() for d in dues.values()), 3)
+            if dues
+            else None,
+        )
         await self._publish_phase(state)
 
     async def _step_down(self, reason: str) -> None:
         self.leader = False
+        self._suspended_at = None
         self._scheduler.pause()
         self._scheduler.remove_all_jobs()
         self._published = None
@@ -255,7 +312,10 @@ class PhaseClock:
                 await self._reschedule(self.state(), "transition")
 
     async def _reschedule(self, state: PhaseState, reason: str) -> None:
-        """Every job to ``min(old due, now + new interval)``; publish the new state."""
+        """Publish the new state, then every job to ``min(old due, now + new interval)``.
+        The PhaseChange goes first so the agents know the new intervals before any job
+        issued under them can reach them (their TTLs follow it)."""
+        await self._publish_phase(state)
         for job_id, key in self._jobs.items():
             job = self._scheduler.get_job(job_id)
             if job is None:
@@ -276,10 +336,16 @@ class PhaseClock:
             boost=state.boost,
             next_change=_iso(state.next_change),
         )
-        await self._publish_phase(state)
 
     async def _fire(self, key: JobKey) -> None:
         if not self.leader or self._producer is None:
+            return
+        token = self.election.token
+        if not self.election.leading or token is None:
+            # the lead is no longer confirmed (a rebalance, Kafka unreachable): a job now
+            # could be a deposed leader's; the tick decides whether we still lead
+            metrics.ERRORS.labels(kind="unconfirmed_lead").inc()
+            log.info("warm_job_withheld", exchange=key.exchange, data_type=key.data_type.value)
             return
         now = datetime.now(UTC)
         firing = fire(self.config, key, now, self.override, self.boost)
@@ -295,7 +361,7 @@ class PhaseClock:
                 next_run_time=due,
                 trigger=IntervalTrigger(seconds=firing.interval_s, start_date=due, timezone=UTC),
             )
-        record = warm_job(self.config, firing, uuid.uuid4().hex)
+        record = warm_job(self.config, firing, uuid.uuid4().hex, fencing_token=token)
         try:
             await self._producer.send_and_wait(
                 self._warm_topic,
@@ -319,10 +385,11 @@ class PhaseClock:
             data_type=key.data_type.value,
             phase=firing.phase.value,
             interval_s=firing.interval_s,
+            token=token,
         )
 
     async def _publish_phase(self, state: PhaseState) -> None:
-        if self._producer is None:
+        if self._producer is None or not self.election.leading:
             return
         try:
             await self._producer.send_and_wait(
@@ -333,7 +400,7 @@ class PhaseClock:
             )
         except KafkaError as exc:
             metrics.ERRORS.labels(kind="publish").inc()
-            log.error("phase_publish_failed", phase=state.phase.value, error=str(exc))
+            log.error("phase_publish_failed", error=str(exc))
             return
         self._published = state
         log.info(
@@ -343,18 +410,6 @@ class PhaseClock:
             intervals_s=state.intervals_s,
             boost=state.boost,
         )
-
-    def _state_body(self, state: PhaseState) -> dict[str, Any]:
-        return {
-            "owner": self.owner,
-            "phase": state.phase.value,
-            "source": state.source,
-            "boost": state.boost,
-            "volatility_index": self.volatility_index,
-            "intervals_s": state.intervals_s,
-            "next_change_ms": None if state.next_change is None else to_ms(state.next_change),
-            "at_ms": to_ms(state.at),
-        }
 
     # -- volatility boost -----------------------------------------------------------------
 

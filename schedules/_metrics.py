@@ -17,10 +17,15 @@ JOBS_PUBLISHED = Counter(
     "warm jobs published to warm.jobs",
     ["exchange", "data_type"],
 )
-IS_LEADER = Gauge("warmfleet_clock_is_leader", "1 while this clock holds the leader lease")
+IS_LEADER = Gauge(
+    "warmfleet_clock_is_leader", "1 while this clock leads (elected through Kafka, confirmed)"
+)
+FENCING_TOKEN = Gauge(
+    "warmfleet_clock_fencing_token", "the group generation this clock was last elected in"
+)
 ERRORS = Counter(
     "warmfleet_clock_errors_total",
-    "clock operations that failed (publish, lease, override, overview)",
+    "clock operations that failed (publish, election, claim, override, overview, unconfirmed_lead)",
     ["kind"],
 )
 VOLATILITY_BOOST = Gauge(

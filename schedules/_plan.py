@@ -19,8 +19,8 @@ records, not jobs): it covers the interval ``control.phase`` publishes for the d
 the ``interval_s`` of any job fired in the same state, so the next warm of every key comes
 within the interval its TTL covers. ``WarmJob.interval_s`` says which interval a job was
 fired under (for the poller's logs and whoever reads ``warm.jobs``); its ``deadline_ms``
-(at most one interval after ``issued_ms``) is what the poller acts on. A clock that starts,
-or takes over the lease, fires every job at once.
+(at most one interval after ``issued_ms``) is what the poller acts on. A clock that takes
+the lead continues the schedule it finds on ``warm.jobs`` (``schedules._takeover``).
 """
 
 from __future__ import annotations
@@ -177,8 +177,11 @@ def deadline_s(config: PhaseConfig, interval_s: float) -> float:
     return min(interval_s, config.deadline_s)
 
 
-def warm_job(config: PhaseConfig, firing: Firing, job_id: str) -> WarmJob:
-    """The WarmJob a firing publishes (``symbols`` empty = all active markets)."""
+def warm_job(
+    config: PhaseConfig, firing: Firing, job_id: str, *, fencing_token: int = 0
+) -> WarmJob:
+    """The WarmJob a firing publishes (``symbols`` empty = all active markets), stamped with
+    the issuing leader's ``fencing_token``."""
     issued = to_ms(firing.at)
     exchange = config.exchange(firing.exchange)
     return WarmJob(
@@ -190,6 +193,7 @@ def warm_job(config: PhaseConfig, firing: Firing, job_id: str) -> WarmJob:
         interval_s=firing.interval_s,
         issued_ms=issued,
         deadline_ms=issued + round(deadline_s(config, firing.interval_s) * 1000),
+        fencing_token=fencing_token,
     )
 
 

@@ -12,7 +12,8 @@ import pytest
 PUBLIC: dict[str, str] = {
     "topics": """
         ANALYSIS_OVERVIEW ANALYSIS_SYMBOLS BOOK_FIELDS BrokerUnavailable CANDLES_FIELDS
-        CATALOG CONTROL_PHASE ConfigError DEAD_LETTER DEFAULT_LIMITS DataType EPOCH_FLOOR_MS
+        CATALOG CONTROL_CLOCK CONTROL_PHASE ConfigError DEAD_LETTER DEFAULT_LIMITS DataType
+        EPOCH_FLOOR_MS
         InvalidRecord KEY_PREFIX KEY_SPECS KEY_VERSION KeySpec Limits MARKET_BOOKS
         MARKET_OHLCV MARKET_TICKERS MAX_KEY_BYTES POLLED Rejection TICKER_FIELDS TopicSpec
         WARM_JOBS WarmfleetError book_fields book_record build_key candles_fields
@@ -30,11 +31,12 @@ PUBLIC: dict[str, str] = {
         UnencodableValue ValueTooLarge Write check_key decode encode tier_from_url
     """,
     "schedules": """
-        Boost CLOCK_HEADER ClockError ControlKeys DEFAULT_INTERVALS_S DEFAULT_PATH
-        ExchangeWarm Firing INTERVAL_TYPES JobKey LeaderLease Override OverrideStore
-        Phase PhaseCalendar PhaseClock PhaseConfig PhaseState Sessions boost_active
-        deadline_s default_path effective_interval jobs load_config next_due
-        parse_config plan_firings published_intervals read_state resolve warm_job
+        Boost CLOCK_HEADER Claim ClockElection ClockError DEFAULT_INTERVALS_S DEFAULT_PATH
+        ExchangeWarm Firing INTERVAL_TYPES IntervalHistory JobKey LastWarm Override
+        OverrideLog Phase PhaseCalendar PhaseClock PhaseConfig PhaseState Sessions
+        boost_active deadline_s default_path effective_interval jobs last_warms load_config
+        next_due parse_config parse_override pick_leader plan_firings published_intervals
+        read_latest resolve takeover_dues warm_job
     """,
     "readers": """
         BadRequest Reader ReaderApp ReaderLimits ServerOptions add_server_arguments

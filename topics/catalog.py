@@ -29,7 +29,9 @@ MARKET_OHLCV = TopicSpec("market.ohlcv", 12, 1 * DAY_MS, False, "exchange:symbol
 MARKET_BOOKS = TopicSpec("market.books", 12, 1 * DAY_MS, False, "exchange:symbol")
 ANALYSIS_SYMBOLS = TopicSpec("analysis.symbols", 12, 7 * DAY_MS, False, "exchange:symbol")
 ANALYSIS_OVERVIEW = TopicSpec("analysis.overview", 1, None, True, "exchange or 'all'")
-CONTROL_PHASE = TopicSpec("control.phase", 1, None, True, "'phase'")
+CONTROL_PHASE = TopicSpec("control.phase", 1, None, True, "'phase' or 'override'")
+#: the clocks' election: whoever the consumer group assigns its one partition leads
+CONTROL_CLOCK = TopicSpec("control.clock", 1, None, True, "'leader'")
 DEAD_LETTER = TopicSpec("warmfleet.deadletter", 3, 14 * DAY_MS, False, "source topic")
 
 CATALOG: tuple[TopicSpec, ...] = (
@@ -40,6 +42,7 @@ CATALOG: tuple[TopicSpec, ...] = (
     ANALYSIS_SYMBOLS,
     ANALYSIS_OVERVIEW,
     CONTROL_PHASE,
+    CONTROL_CLOCK,
     DEAD_LETTER,
 )
 

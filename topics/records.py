@@ -23,6 +23,10 @@ class WarmJob(faust.Record, serializer="json"):
     interval_s: float
     issued_ms: int
     deadline_ms: int  # a poller drops (and counts) a job it picks up after this
+    #: the issuing clock's election generation (``control.clock``): a poller drops (and
+    #: counts) a job whose token is lower than the highest it has seen, i.e. a job from a
+    #: clock that was deposed. 0: a clock from before fencing.
+    fencing_token: int = 0
 
 
 class Ticker(faust.Record, serializer="json"):

@@ -82,8 +82,11 @@ class Seen:
 class Recorder:
     """Everything published to some topics, parsed, from the beginning."""
 
-    def __init__(self, bootstrap: str, topics: dict[str, type]) -> None:
+    def __init__(
+        self, bootstrap: str, topics: dict[str, type], keys: dict[str, bytes] | None = None
+    ) -> None:
         self.bootstrap, self.topics = bootstrap, topics
+        self.keys = keys or {}  # topic -> the only message key recorded from it
         self.seen: list[Seen] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -99,6 +102,8 @@ class Recorder:
         async def pump() -> None:
             try:
                 async for msg in consumer:
+                    if msg.topic in self.keys and msg.key != self.keys[msg.topic]:
+                        continue  # e.g. the override records beside the PhaseChange
                     record = self.topics[msg.topic]
                     value = record.loads(msg.value) if record is not bytes else msg.value
                     headers = {k: v.decode() for k, v in msg.headers}
@@ -132,6 +137,7 @@ async def recorder(kafka_bootstrap: str, namespace: str) -> AsyncIterator[Record
     rec = Recorder(
         kafka_bootstrap,
         {WARM_JOBS.named(namespace): WarmJob, CONTROL_PHASE.named(namespace): PhaseChange},
+        keys={CONTROL_PHASE.named(namespace): b"phase"},
     )
     await rec.start()
     yield rec

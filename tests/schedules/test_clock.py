@@ -1,4 +1,4 @@
-"""The real clock (APScheduler, Kafka, Redis) through real transitions, overrides and boosts.
+"""The real clock (APScheduler, Kafka) through real transitions, overrides and boosts.
 
 Calendars here use sub-second intervals and sessions a few seconds apart around "now", so
 the runtime crosses real phase boundaries in seconds. Assertions are on events, with
@@ -17,15 +17,13 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from schedules import (
     CLOCK_HEADER,
     Boost,
-    ControlKeys,
     ExchangeWarm,
-    OverrideStore,
+    OverrideLog,
     Phase,
     PhaseClock,
     PhaseConfig,
@@ -50,16 +48,13 @@ async def running(clock: PhaseClock) -> AsyncIterator[PhaseClock]:
         await asyncio.wait_for(task, 30)
 
 
-def make_clock(
-    config: PhaseConfig, kafka_bootstrap: str, redis_url: str, ns: str, **kw: object
-) -> PhaseClock:
+def make_clock(config: PhaseConfig, kafka_bootstrap: str, ns: str, **kw: object) -> PhaseClock:
     return PhaseClock(
         config,
         bootstrap_servers=kafka_bootstrap,
-        redis_url=redis_url,
         namespace=ns,
-        lease_ttl_s=3.0,
-        renew_every_s=0.5,
+        session_timeout_s=6.0,
+        heartbeat_s=0.5,
         poll_every_s=0.5,
         **kw,
     )  # type: ignore[arg-type]
@@ -70,7 +65,7 @@ def dedupe(phases: list[str]) -> list[str]:
 
 
 async def test_the_real_clock_follows_the_calendar_across_transitions(
-    kafka_bootstrap: str, redis_url: str, namespace: str, recorder: Recorder
+    kafka_bootstrap: str, namespace: str, recorder: Recorder
 ) -> None:
     tz = noon_timezone()
     sessions, first = sessions_from_now(tz, lead_s=6, step_s=4)
@@ -88,7 +83,7 @@ async def test_the_real_clock_follows_the_calendar_across_transitions(
     )
     cal = config.calendar
     phase_topic, jobs_topic = CONTROL_PHASE.named(namespace), WARM_JOBS.named(namespace)
-    clock = make_clock(config, kafka_bootstrap, redis_url, namespace)
+    clock = make_clock(config, kafka_bootstrap, namespace)
     async with running(clock):
         await recorder.wait_for(
             "the clock to reach overnight after the after-hours session",
@@ -131,40 +126,34 @@ async def test_the_real_clock_follows_the_calendar_across_transitions(
 
 
 async def test_an_override_takes_over_and_expires_by_itself(
-    kafka_bootstrap: str, redis_url: str, namespace: str, recorder: Recorder
+    kafka_bootstrap: str, namespace: str, recorder: Recorder
 ) -> None:
     config = fast_config(intervals={**{p: 2.0 for p in Phase}, Phase.MARKET_HOURS: 0.3})
     phase_topic, jobs_topic = CONTROL_PHASE.named(namespace), WARM_JOBS.named(namespace)
-    clock = make_clock(config, kafka_bootstrap, redis_url, namespace)
-    redis = aioredis.Redis.from_url(redis_url)
-    try:
-        async with running(clock):
-            await recorder.wait_for("the first phase", lambda: recorder.values(phase_topic))
-            assert recorder.values(phase_topic)[0].phase == "weekend"
-            store = OverrideStore(redis, ControlKeys.for_fleet("virt", namespace).override)
-            override = await store.set(Phase.MARKET_HOURS, 4.0, by="test")
+    clock = make_clock(config, kafka_bootstrap, namespace)
+    store = OverrideLog(kafka_bootstrap, namespace)
+    async with running(clock):
+        await recorder.wait_for("the first phase", lambda: recorder.values(phase_topic))
+        assert recorder.values(phase_topic)[0].phase == "weekend"
+        override = await store.set(Phase.MARKET_HOURS, 4.0, by="test")
 
-            def phases() -> list[str]:
-                return dedupe([c.phase for c in recorder.values(phase_topic)])
+        def phases() -> list[str]:
+            return dedupe([c.phase for c in recorder.values(phase_topic)])
 
-            await recorder.wait_for("the override", lambda: "market_hours" in phases())
-            held = next(c for c in recorder.values(phase_topic) if c.phase == "market_hours")
-            assert held.override_until_ms == round(override.until.timestamp() * 1000)
-            assert held.next_transition_ms == held.override_until_ms
-            await recorder.wait_for(
-                "fast warm jobs",
-                lambda: any(j.phase == "market_hours" for j in recorder.values(jobs_topic)),
-            )
-            await recorder.wait_for(
-                "the expiry", lambda: phases()[-2:] == ["market_hours", "weekend"]
-            )
-            assert await redis.exists(ControlKeys.for_fleet("virt", namespace).override) == 0
-            n = len(recorder.values(jobs_topic))
-            await recorder.wait_for(
-                "jobs after expiry", lambda: len(recorder.values(jobs_topic)) >= n + 4
-            )
-    finally:
-        await redis.aclose()
+        await recorder.wait_for("the override", lambda: "market_hours" in phases())
+        held = next(c for c in recorder.values(phase_topic) if c.phase == "market_hours")
+        assert held.override_until_ms == round(override.until.timestamp() * 1000)
+        assert held.next_transition_ms == held.override_until_ms
+        await recorder.wait_for(
+            "fast warm jobs",
+            lambda: any(j.phase == "market_hours" for j in recorder.values(jobs_topic)),
+        )
+        await recorder.wait_for("the expiry", lambda: phases()[-2:] == ["market_hours", "weekend"])
+        assert await store.get() is None  # expired by itself: nobody cleared it
+        n = len(recorder.values(jobs_topic))
+        await recorder.wait_for(
+            "jobs after expiry", lambda: len(recorder.values(jobs_topic)) >= n + 4
+        )
     fast = [j for j in recorder.values(jobs_topic) if j.phase == "market_hours"]
     assert fast and all(j.interval_s == 0.3 for j in fast)
     assert recorder.values(jobs_topic)[-1].phase == "weekend"
@@ -172,7 +161,7 @@ async def test_an_override_takes_over_and_expires_by_itself(
 
 
 async def test_the_volatility_boost_tightens_intervals_down_to_each_floor(
-    kafka_bootstrap: str, redis_url: str, namespace: str, recorder: Recorder
+    kafka_bootstrap: str, namespace: str, recorder: Recorder
 ) -> None:
     base = fast_config(
         intervals={p: 2.0 for p in Phase},
@@ -210,7 +199,7 @@ async def test_the_volatility_boost_tightens_intervals_down_to_each_floor(
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await producer.start()
     try:
-        async with running(make_clock(config, kafka_bootstrap, redis_url, namespace)):
+        async with running(make_clock(config, kafka_bootstrap, namespace)):
             await recorder.wait_for("the first phase", lambda: recorder.values(phase_topic))
             await producer.send_and_wait(overview_topic, b"\x00garbage", key=b"all")
             await producer.send_and_wait(overview_topic, orjson.dumps({"scope": "all"}), key=b"all")

@@ -1,91 +1,139 @@
-"""The override and the leader lease against the real Redis."""
+"""The clock's control log against the real Kafka: the override in ``control.phase`` and the
+election on ``control.clock``."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
-import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
 
-from schedules import ControlKeys, LeaderLease, OverrideStore, Phase
+from schedules import (
+    ClockElection,
+    OverrideLog,
+    Phase,
+    parse_override,
+    pick_leader,
+)
+from schedules._leader import Candidate, members
+from schedules._overrides import OVERRIDE_KEY
+from topics import CONTROL_CLOCK, CONTROL_PHASE
+from topics.kafka import ensure_topics
 
 pytestmark = pytest.mark.integration
 
 
-@pytest_asyncio.fixture(loop_scope="function")
-async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def keys(namespace: str) -> ControlKeys:
-    return ControlKeys.for_fleet("virt", namespace)
-
-
-def test_control_keys_follow_the_key_scheme() -> None:
-    assert ControlKeys.for_fleet().override == "virt:v2:control:phase_override"
-    assert ControlKeys.for_fleet("virt", "t1.").leader == "virt:v2:control:t1.clock_leader"
-
-
-async def test_an_override_expires_by_itself(redis: aioredis.Redis, keys: ControlKeys) -> None:
-    store = OverrideStore(redis, keys.override)
-    set_ = await store.set(Phase.MARKET_HOURS, 1.5, by="test")
-    got = await store.get()
+async def test_an_override_is_set_read_cleared_and_expires_by_itself(
+    kafka_bootstrap: str, namespace: str
+) -> None:
+    await ensure_topics(kafka_bootstrap, namespace, [CONTROL_PHASE])
+    log = OverrideLog(kafka_bootstrap, namespace)
+    assert await log.get() is None
+    assert await log.clear() is False
+    set_ = await log.set(Phase.MARKET_HOURS, 2.0, by="test")
+    got = await log.get()
     assert got is not None and got.phase is Phase.MARKET_HOURS
     assert abs((got.until - set_.until).total_seconds()) < 0.01
-    assert 0 < await redis.pttl(keys.override) <= 1500  # Redis expires it, not us
     deadline = time.monotonic() + 20
-    while await store.get() is not None:
+    while await log.get() is not None:
         assert time.monotonic() < deadline, "override did not expire"
-        await asyncio.sleep(0.1)
-    assert await redis.exists(keys.override) == 0
-
-
-async def test_clear_and_a_malformed_override(redis: aioredis.Redis, keys: ControlKeys) -> None:
-    store = OverrideStore(redis, keys.override)
-    assert await store.clear() is False
-    await store.set("weekend", 60)
-    assert await store.clear() is True
-    assert await store.get() is None
-    await redis.set(keys.override, b"{not json", px=5000)
-    assert await store.get() is None  # logged and ignored: the calendar rules
-    await redis.set(keys.override, b'{"phase": "lunch", "until_ms": 1}', px=5000)
-    assert await store.get() is None
-    await redis.delete(keys.override)
-    with pytest.raises(ValueError, match="positive"):
-        await store.set(Phase.WEEKEND, 0)
-
-
-async def test_one_lease_holder_and_takeover_after_it_stops(
-    redis: aioredis.Redis, keys: ControlKeys
-) -> None:
-    a = LeaderLease(redis, keys.leader, "clock-a", ttl_s=1.0)
-    b = LeaderLease(redis, keys.leader, "clock-b", ttl_s=1.0)
-    assert await a.hold() is True
-    assert await b.hold() is False
-    assert await a.hold() is True  # renewal
-    assert await a.holder() == "clock-a"
-    await b.release()  # compare-and-delete: not b's to release
-    assert await a.holder() == "clock-a"
-    # a stops renewing (dies): b takes over once the lease expires
-    deadline = time.monotonic() + 20
-    while not await b.hold():
-        assert time.monotonic() < deadline, "b never took over"
         await asyncio.sleep(0.2)
-    assert await b.holder() == "clock-b"
-    assert await a.hold() is False and not a.held
-    await b.release()
-    assert await b.holder() is None
+    await log.set("weekend", 60)
+    assert await log.clear() is True
+    assert await log.get() is None
+    with pytest.raises(ValueError, match="positive"):
+        await log.set(Phase.WEEKEND, 0)
 
 
-async def test_a_leader_that_loses_redis_steps_down_within_its_ttl() -> None:
-    # a Redis that does not answer: nothing listens on this port
-    dead = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
-    lease = LeaderLease(dead, "virt:v2:control:x", "me", ttl_s=0.5)
-    assert await lease.hold() is False
-    await dead.aclose()
+async def test_a_malformed_override_record_is_ignored(kafka_bootstrap: str, namespace: str) -> None:
+    await ensure_topics(kafka_bootstrap, namespace, [CONTROL_PHASE])
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        topic = CONTROL_PHASE.named(namespace)
+        await producer.send_and_wait(topic, b"{not json", key=OVERRIDE_KEY)
+        assert await OverrideLog(kafka_bootstrap, namespace).get() is None  # the calendar rules
+        await producer.send_and_wait(topic, b'{"phase": "lunch", "until_ms": 1}', key=OVERRIDE_KEY)
+        assert await OverrideLog(kafka_bootstrap, namespace).get() is None
+    finally:
+        await producer.stop()
+    assert parse_override(b'{"phase": null, "set_at_ms": 5}') is None  # a clear
+
+
+def test_the_partition_stays_with_the_leader_else_goes_to_the_oldest() -> None:
+    leader = Candidate("b", True, 7, 2000)
+    assert pick_leader({"m1": Candidate("a", False, 0, 1000), "m2": leader}) == "m2"
+    assert pick_leader(
+        {"m1": Candidate("a", False, 0, 1000), "m2": Candidate("b", False, 0, 900)}
+    ) == "m2"  # fmt: skip
+    # two that think they lead (after a partition): the later election wins
+    assert pick_leader({"m1": Candidate("a", True, 3, 1), "m2": Candidate("b", True, 4, 2)}) == "m2"
+    assert pick_leader({"m1": None, "m2": Candidate("b", False, 0, 5)}) == "m2"
+    assert pick_leader({}) is None
+
+
+@contextlib.asynccontextmanager
+async def elections(
+    kafka_bootstrap: str, namespace: str, owners: list[str]
+) -> AsyncIterator[dict[str, ClockElection]]:
+    await ensure_topics(kafka_bootstrap, namespace, [CONTROL_CLOCK])
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    made: dict[str, ClockElection] = {}
+    try:
+        for owner in owners:
+            e = ClockElection(
+                kafka_bootstrap,
+                owner=owner,
+                namespace=namespace,
+                session_timeout_s=6,
+                heartbeat_s=0.5,
+            )
+            await e.start(producer)
+            made[owner] = e
+            await asyncio.sleep(0.5)  # started one after the other: "a" is the oldest
+        yield made
+    finally:
+        for e in made.values():
+            await e.stop()
+        await producer.stop()
+
+
+async def leaders(made: dict[str, ClockElection], within_s: float = 40) -> list[str]:
+    """Tick every election until exactly one leads (and stays so for a few ticks)."""
+    deadline, steady = time.monotonic() + within_s, 0
+    while True:
+        held = [o for o, e in made.items() if await e.hold()]
+        steady = steady + 1 if len(held) == 1 else 0
+        if steady >= 4:
+            return held
+        assert time.monotonic() < deadline, f"no single leader: {held}"
+        await asyncio.sleep(0.3)
+
+
+async def test_one_clock_leads_a_newcomer_does_not_take_over_and_a_successor_fences(
+    kafka_bootstrap: str, namespace: str
+) -> None:
+    async with elections(kafka_bootstrap, namespace, ["a", "b"]) as made:
+        assert await leaders(made) == ["a"]  # the oldest
+        first = made["a"].token
+        assert first is not None and first >= 1
+        # a third clock joins: a rebalance, but the lead stays where it is
+        e = ClockElection(
+            kafka_bootstrap, owner="c", namespace=namespace, session_timeout_s=6, heartbeat_s=0.5
+        )
+        await e.start(made["a"]._producer)  # type: ignore[arg-type]
+        made["c"] = e
+        await asyncio.sleep(3)
+        assert await leaders(made) == ["a"]
+        group = await members(kafka_bootstrap, namespace)
+        assert sorted(m.owner for m in group) == ["a", "b", "c"]
+        assert [m.owner for m in group if m.leads] == ["a"]
+        # the leader leaves: the oldest standby leads, with a higher fencing token
+        await made.pop("a").stop()
+        assert await leaders(made) == ["b"]
+        token = made["b"].token
+        assert token is not None and token > first

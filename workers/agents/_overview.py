@@ -59,8 +59,7 @@ class OverviewAgents:
 
     async def snapshot_partitions(self) -> None:
         self.observe_lag()
-        interval = self.rt.interval("overview")
-        if time.monotonic() - self.last_snapshot < interval:
+        if not self.rt.phase.due("overview", self.last_snapshot):  # the clock's rule, see _phase
             return
         store = self.symbols.store
         if store.recovering:

@@ -53,16 +53,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             "--lease-ttl",
             type=float,
-            default=5.0,
+            default=6.0,
             metavar="S",
-            help="leader lease TTL in seconds (default 5)",
+            help="how long a dead leader keeps the lead: the election group's session timeout "
+            "(default 6, Kafka's default floor)",
         )
         parser.add_argument(
             "--renew-every",
             type=float,
             default=1.5,
             metavar="S",
-            help="lease renewal period in seconds (default 1.5)",
+            help="how often the leader renews its lead, a commit to control.clock (default 1.5)",
+        )
+        parser.add_argument(
+            "--catch-up-ramp",
+            type=float,
+            default=10.0,
+            metavar="S",
+            help="a new leader fires the jobs that are overdue spread over this (default 10)",
         )
         parser.add_argument(
             "--check",
@@ -90,7 +98,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--at",
         default=None,
         metavar="ISO",
-        help="the calendar at this time instead (no Redis), e.g. 2026-12-24T10:00-05:00",
+        help="the calendar at this time instead (no Kafka), e.g. 2026-12-24T10:00-05:00",
     )
 
 
@@ -108,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     if args.clock_command == "clock":
         if args.check:
             return _check(config)
-        return asyncio.run(_clock(settings, config, args.lease_ttl, args.renew_every))
+        return asyncio.run(_clock(settings, config, args))
     return asyncio.run(_phase(settings, config, args))
 
 
@@ -124,7 +132,7 @@ def _check(config: Any) -> int:
     return 0
 
 
-async def _clock(settings: Settings, config: Any, lease_ttl: float, renew_every: float) -> int:
+async def _clock(settings: Settings, config: Any, args: argparse.Namespace) -> int:
     from schedules import ClockError, PhaseClock
     from topics import BrokerUnavailable
 
@@ -135,11 +143,10 @@ async def _clock(settings: Settings, config: Any, lease_ttl: float, renew_every:
     clock = PhaseClock(
         config,
         bootstrap_servers=list(settings.kafka_servers),
-        redis_url=settings.redis_url,
         namespace=settings.namespace,
-        key_prefix=settings.key_prefix,
-        lease_ttl_s=lease_ttl,
-        renew_every_s=renew_every,
+        session_timeout_s=args.lease_ttl,
+        heartbeat_s=args.renew_every,
+        catch_up_ramp_s=args.catch_up_ramp,
         kafka_options=settings.kafka_client_options(),
     )
     stop = asyncio.Event()
@@ -149,8 +156,7 @@ async def _clock(settings: Settings, config: Any, lease_ttl: float, renew_every:
     log.info(
         "clock_process",
         owner=clock.owner,
-        redis=redact(settings.redis_url),
-        kafka=settings.kafka_url,
+        kafka=redact(settings.kafka_url),
         metrics_port=settings.metrics_port,
     )
     try:
@@ -170,9 +176,7 @@ def _when(ms: int | None, tz: Any) -> str:
 
 
 async def _phase(settings: Settings, config: Any, args: argparse.Namespace) -> int:
-    import redis.asyncio as aioredis
-
-    from schedules import ClockError, ControlKeys, OverrideStore, Phase, read_state, resolve
+    from schedules import ClockError, OverrideLog, Phase, resolve
 
     tz = config.calendar.timezone
     if args.clock_command == "show" and args.at:
@@ -183,13 +187,13 @@ async def _phase(settings: Settings, config: Any, args: argparse.Namespace) -> i
             return 2
         at = at if at.tzinfo else at.replace(tzinfo=tz)
         return _print_state(resolve(config, at), None, args.json, tz, live=False)
-    keys = ControlKeys.for_fleet(settings.key_prefix, settings.namespace)
-    redis = aioredis.Redis.from_url(settings.redis_url)
-    store = OverrideStore(redis, keys.override)
+    servers = list(settings.kafka_servers)
+    kafka = settings.kafka_client_options()
+    store = OverrideLog(servers, settings.namespace, kafka)
     try:
         if args.clock_command == "set":
             ov = await store.set(Phase(args.phase), args.duration, by="cli")
-            body = {"phase": ov.phase.value, "until": ov.until.isoformat(), "key": keys.override}
+            body = {"phase": ov.phase.value, "until": ov.until.isoformat(), "topic": store.topic}
             if args.json:
                 print(orjson.dumps(body).decode())
             else:
@@ -197,22 +201,52 @@ async def _phase(settings: Settings, config: Any, args: argparse.Namespace) -> i
                 print(f"override: {ov.phase.value} until {until}")
             return 0
         if args.clock_command == "clear":
-            removed = await store.clear()
+            removed = await store.clear(by="cli")
             if args.json:
                 print(orjson.dumps({"cleared": removed}).decode())
             else:
                 print("override cleared" if removed else "no override was set")
             return 0
         override = await store.get()
-        clock_state = await read_state(redis, keys.state)
+        clock_state = await _clock_state(settings, servers, kafka, store.topic)
         boost = float(clock_state.get("boost", 1.0)) if clock_state else 1.0
         state = resolve(config, datetime.now(UTC), override=override, boost=boost)
         return _print_state(state, clock_state, args.json, tz)
     except ClockError as exc:
-        print(f"warmfleet phase: {exc} ({redact(settings.redis_url)})", file=sys.stderr)
+        print(f"warmfleet phase: {exc} ({redact(settings.kafka_url)})", file=sys.stderr)
         return 1
-    finally:
-        await redis.aclose()
+
+
+async def _clock_state(
+    settings: Settings, servers: list[str], kafka: dict[str, Any], phase_topic: str
+) -> dict[str, Any] | None:
+    """What the clocks left in Kafka: the leader's last PhaseChange, its claim, the group."""
+    from schedules import CLOCK_HEADER, Claim, read_latest
+    from schedules._leader import LEADER_KEY, members
+    from topics import CONTROL_CLOCK
+
+    phase_raw, headers = (await read_latest(servers, phase_topic, kafka)).get(b"phase", (None, {}))
+    claim_raw, _ = (await read_latest(servers, CONTROL_CLOCK.named(settings.namespace), kafka)).get(
+        LEADER_KEY, (None, {})
+    )
+    claim = Claim.loads(claim_raw)
+    group = await members(servers, settings.namespace, kafka)
+    leaders = [m.owner for m in group if m.leads]
+    if phase_raw is None and claim is None and not group:
+        return None
+    try:
+        published = orjson.loads(phase_raw) if phase_raw else {}
+    except orjson.JSONDecodeError:
+        published = {}
+    return {
+        "owner": leaders[0] if leaders else None,
+        "token": claim.token if claim and leaders and claim.owner == leaders[0] else None,
+        "since_ms": claim.since_ms if claim and leaders and claim.owner == leaders[0] else None,
+        "standby": [m.owner for m in group if not m.leads],
+        "published_by": headers.get(CLOCK_HEADER),
+        "boost": published.get("volatility_boost", 1.0) if isinstance(published, dict) else 1.0,
+        "published_phase": published.get("phase") if isinstance(published, dict) else None,
+    }
 
 
 def _print_state(
@@ -246,5 +280,10 @@ def _print_state(
     print(f"intervals        {intervals}")
     if live:
         owner = clock_state.get("owner") if clock_state else None
-        print(f"leader           {owner or 'none seen (no clock running, or its state expired)'}")
+        token = clock_state.get("token") if clock_state else None
+        lead = f"{owner} (fencing token {token})" if owner and token else owner
+        print(f"leader           {lead or 'none (no clock is in the election group)'}")
+        standby = clock_state.get("standby") if clock_state else None
+        if standby:
+            print(f"standby          {', '.join(standby)}")
     return 0

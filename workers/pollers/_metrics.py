@@ -27,7 +27,8 @@ EVENTS_PUBLISHED = Counter(
 )
 JOBS_DROPPED = Counter(
     "warmfleet_poller_jobs_dropped",
-    "Warm jobs not polled: past their deadline, breaker open, malformed, unknown exchange.",
+    "Warm jobs not polled: past their deadline, breaker open, malformed, unknown exchange, "
+    "fenced (from a deposed clock).",
     ["exchange", "reason"],
 )
 PAYLOADS_REJECTED = Counter(

@@ -78,7 +78,33 @@ def parse_job(raw: bytes | None) -> WarmJob:
         raise MalformedJob(f"data_type {fields['data_type']!r} is not one a poller fetches")
     if fields["exchange"] not in ccxt.exchanges:
         raise MalformedJob(f"exchange {fields['exchange']!r} is not a ccxt exchange id")
-    return WarmJob(**fields)
+    token = data.get("fencing_token", 0)  # absent: a clock from before fencing
+    if type(token) is not int or token < 0:
+        raise MalformedJob(f"field 'fencing_token' not a non-negative int: {token!r}")
+    return WarmJob(**fields, fencing_token=token)
+
+
+class Fence:
+    """The highest clock fencing token seen on ``warm.jobs``: a job with a lower one comes
+    from a clock that was deposed since, and is dropped. Forgotten when the highest has not
+    been seen for ``memory_s`` (a leader publishes at least every interval, so a token that
+    old belongs to no living clock; this lets a fleet whose election group was deleted,
+    after days without any clock, start again from generation 1)."""
+
+    def __init__(self, memory_s: float = 3600.0, clock: Any = time.monotonic) -> None:
+        self.memory_s, self._clock = memory_s, clock
+        self.highest = 0
+        self._seen_at = 0.0
+
+    def admits(self, token: int) -> bool:
+        now = self._clock()
+        forgotten = now - self._seen_at > self.memory_s
+        if token < self.highest and not forgotten:
+            return False
+        if token > self.highest or forgotten:
+            self.highest = token
+        self._seen_at = now
+        return True
 
 
 class _Offsets:
@@ -157,6 +183,7 @@ class PollerService:
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self.jobs_seen = 0
+        self.fence = Fence()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -223,6 +250,12 @@ class PollerService:
             metrics.JOBS_DROPPED.labels(exchange, "malformed").inc()
             log.warning("job_malformed", partition=tp.partition, offset=offset,
                         exchange=exchange, problem=str(exc)[:200])  # fmt: skip
+            self._offsets.finished(tp, offset)
+            return
+        if not self.fence.admits(job.fencing_token):
+            metrics.JOBS_DROPPED.labels(job.exchange, "fenced").inc()
+            log.warning("job_fenced", exchange=job.exchange, job_id=job.job_id,
+                        token=job.fencing_token, highest=self.fence.highest)  # fmt: skip
             self._offsets.finished(tp, offset)
             return
         task = asyncio.create_task(self._handle(tp, offset, job), name=f"job-{job.job_id}")
