@@ -3,7 +3,6 @@ place a failure is counted and logged. Readers and writers never see a tier's ex
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sized
 from dataclasses import dataclass, field
@@ -19,9 +18,6 @@ from tiers._protocol import Tier
 
 log = structlog.get_logger(__name__)
 
-#: the key a background probe reads (a miss is a healthy answer)
-PROBE_KEY = "warmfleet:probe"
-
 #: operations whose failure leaves data unwritten in a tier
 WRITE_OPS = frozenset({"set", "delete"})
 
@@ -33,7 +29,6 @@ class Slot:
     tier: Tier
     breaker: CircuitBreaker
     stats: TierStats = field(default_factory=TierStats)
-    probing: bool = False  # a background probe is bringing the tier back
 
     @property
     def name(self) -> str:
@@ -43,13 +38,8 @@ class Slot:
 class TierCalls:
     """Timeout + breaker + error accounting for calls to lower tiers, once."""
 
-    def __init__(self, *, probe_timeout_s: float = 0.5) -> None:
+    def __init__(self) -> None:
         self.watchdog = Watchdog()
-        self.probe_timeout_s = probe_timeout_s
-        # background probes of open tiers: not the cache's tasks, so drain() never waits on
-        # a tier that is down; close() cancels them
-        self._probes: set[asyncio.Task[None]] = set()
-        self._closed = False
 
     async def call(
         self, slot: Slot, op: str, fn: Callable[..., Awaitable[Any]], *args: Any, limit_s: float
@@ -76,38 +66,19 @@ class TierCalls:
         breaker.success()
         return True, result
 
-    def failed(self, slot: Slot, op: str, exc: BaseException, args: tuple[Any, ...] = ()) -> None:
+    @staticmethod
+    def failed(slot: Slot, op: str, exc: BaseException, args: tuple[Any, ...] = ()) -> None:
         """Count a failed call against its tier (errors, breaker). A failed write lost data
         in that tier until the next warm re-sends it: a WARNING with the batch size; a
         failed read or promotion costs only a deeper lookup: debug."""
         slot.stats.errors += 1
         error = type(exc).__name__ if not isinstance(exc, CacheUnavailable) else str(exc)
-        if slot.breaker.failure(error) and not slot.probing and not self._closed:
-            slot.probing = True
-            task = asyncio.ensure_future(self._probe(slot))
-            self._probes.add(task)
-            task.add_done_callback(self._probes.discard)
+        slot.breaker.failure(error)
         if op in WRITE_OPS:
             keys = len(args[0]) if args and isinstance(args[0], Sized) else 0
             log.warning("tier_write_failed", tier=slot.name, op=op, keys=keys, error=error)
         else:
             log.debug("tier_call_failed", tier=slot.name, op=op, error=error)
 
-    async def _probe(self, slot: Slot) -> None:
-        """Bring an open tier back without waiting for traffic: a process whose reads are
-        answered above it (L1, L2) would otherwise show it open long after it recovered
-        (issue 12). One tiny read per cooldown until the breaker closes."""
-        try:
-            while slot.breaker.is_open:
-                await asyncio.sleep(slot.breaker.cooldown_s)
-                await self.call(
-                    slot, "probe", slot.tier.get_many, [PROBE_KEY], limit_s=self.probe_timeout_s
-                )
-        finally:
-            slot.probing = False
-
     def close(self) -> None:
-        self._closed = True
-        for task in list(self._probes):
-            task.cancel()
         self.watchdog.close()

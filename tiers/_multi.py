@@ -104,7 +104,7 @@ class MultiTierCache:
             )
 
         self._lower = [Slot(t, breaker(t.name)) for t in tiers if t is not self._l1]
-        self._calls = TierCalls(probe_timeout_s=max(timeout_s, 0.5))
+        self._calls = TierCalls()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._reads = ReadPath(

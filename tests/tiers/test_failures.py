@@ -235,23 +235,3 @@ async def test_redis_with_a_password(
     finally:
         await good.close()
         await bad.close()
-
-
-async def test_an_open_tier_is_probed_back_in_without_traffic(
-    private_server: Callable[[str], PrivateServer], prefix: str
-) -> None:
-    # issue 12: a reader whose reads L1 answers showed Redis's breaker open for ~24 s after
-    # Redis was back; the breaker now probes the tier itself, once per cooldown
-    rd = private_server("redis")
-    cache = make_cache("memory://", rd.url, cooldown_s=0.3)
-    ks = keys(prefix, 3)
-    try:
-        rd.stop()
-        for k in ks:  # misses go to Redis, fail, and open its breaker
-            assert await cache.get(k) is None
-        assert cache.stats()["redis"]["breaker"] != "closed"
-        rd.start()
-        # no read, no write: the breaker closes by itself within a few cooldowns
-        await until(lambda: cache.stats()["redis"]["breaker"] == "closed", "redis probed back")
-    finally:
-        await cache.close()
