@@ -36,6 +36,10 @@ class ExchangeWarm:
     symbols_by_type: Mapping[DataType, tuple[str, ...]] = field(default_factory=dict)
     #: no job for this exchange is issued more often than this, boost or not
     min_interval_s: float = 5.0
+    #: origin requests per second this exchange may receive from the fleet, scheduled and
+    #: demand warms together (the pollers' shared budget; ccxt's ``rateLimit`` still paces
+    #: each poller's own calls)
+    requests_per_s: float = 10.0
 
     def symbols_for(self, data_type: DataType) -> tuple[str, ...]:
         return self.symbols_by_type.get(data_type, self.symbols)
@@ -271,7 +275,11 @@ def _exchanges(table: Mapping[str, Any]) -> tuple[ExchangeWarm, ...]:
             raise ConfigError(base, ex_name, "must be a ccxt exchange id (lower case)")
         if not isinstance(ex, Mapping):
             raise ConfigError(base, ex, "must be a table")
-        _known(ex, base + ".", {"data_types", "symbols", "symbols_by_type", "min_interval_s"})
+        _known(
+            ex,
+            base + ".",
+            {"data_types", "symbols", "symbols_by_type", "min_interval_s", "requests_per_s"},
+        )
         data_types = _data_types(ex.get("data_types", ["tickers"]), base + ".data_types")
         by_type_raw = ex.get("symbols_by_type", {})
         if not isinstance(by_type_raw, Mapping):
@@ -292,6 +300,7 @@ def _exchanges(table: Mapping[str, Any]) -> tuple[ExchangeWarm, ...]:
                 symbols=_symbols(ex.get("symbols", []), base + ".symbols"),
                 symbols_by_type=by_type,
                 min_interval_s=_positive(ex.get("min_interval_s", 5.0), base + ".min_interval_s"),
+                requests_per_s=_positive(ex.get("requests_per_s", 10.0), base + ".requests_per_s"),
             )
         )
     return tuple(out)

@@ -55,6 +55,11 @@ def _edit(old: str, new: str) -> str:
             "warm.exchanges.binance.min_interval_s",
             "0",
         ),
+        (
+            _edit("requests_per_s = 10\n", "requests_per_s = 0\n"),
+            "warm.exchanges.binance.requests_per_s",
+            "0",
+        ),
         (_edit("factor = 0.5", "factor = 2"), "boost.factor", "2"),
         (_edit("deadline_s = 8", "deadline_s = -1"), "warm.deadline_s", "-1"),
         (_edit("candles = 2 ", "candels = 2 "), "phases.multipliers.candels", "2"),
