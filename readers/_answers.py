@@ -88,6 +88,7 @@ class _Encoded:
         ]
 
     def headers_at(self, age: int) -> Headers:
+        """The header list for an answer ``age`` whole seconds old."""
         headers = self.headers
         if age < len(headers):
             return headers[age]
@@ -102,9 +103,16 @@ class WarmEncoder:
         self._encoded: dict[str, _Encoded] = {}
 
     def answer(
-        self, key: str, hit: HitLike, fresh_s: int, control: str, if_none_match: str | None
+        self,
+        key: str,
+        hit: HitLike,
+        age: float,
+        fresh_s: int,
+        control: str,
+        if_none_match: str | None,
     ) -> Answer:
-        """``control`` is the key's ``Cache-Control`` (``cache_control``)."""
+        """``age`` is ``hit.age`` (read once by the caller); ``control`` the key's
+        ``Cache-Control`` (``cache_control``)."""
         enc = self._encoded.get(key)
         # identity, not equality: L1 returns the same object for as long as it holds the copy
         if (
@@ -117,8 +125,9 @@ class WarmEncoder:
             if len(self._encoded) >= self.max_entries:
                 self._encoded.clear()
             enc = self._encoded[key] = _Encoded(key, hit, fresh_s, control)
-        age = hit.age
-        headers = enc.headers_at(int(age) if age > 0 else 0)
+        whole = int(age) if age > 0 else 0
+        by_age = enc.headers
+        headers = by_age[whole] if whole < len(by_age) else enc.headers_at(whole)
         if if_none_match == enc.etag:
             return Answer(304, headers[1:], b"")
         return Answer(200, headers, b"%s%d%s" % (enc.head, round(age * 1000), enc.tail))

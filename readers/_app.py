@@ -39,7 +39,7 @@ from readers._answers import (
 from readers._connections import ConnectionWatch
 from readers._freshness import request_directives, stricter
 from readers._limits import ReaderLimits, usable_connections
-from readers._metrics import STATS
+from readers._metrics import STATS, served
 from readers._openapi import openapi_document
 from readers._origin import OriginWatch
 from tiers import TTLPolicy
@@ -109,12 +109,13 @@ def _route(path: str) -> tuple[str, tuple[str, ...]] | None:
 
 
 class _Policy(NamedTuple):
-    """What a key's answers say about freshness: its class (s), Cache-Control, stale window."""
+    """What a key's answers say about freshness: its class (s), Cache-Control, stale window,
+    and the served-age row of its data type (``readers._metrics``)."""
 
     fresh_s: int
     control: str
     stale_s: float
-    data_type: str
+    ages: list[float]
 
 
 class _Target(NamedTuple):
@@ -207,28 +208,28 @@ class ReaderApp:
         known = self._keys.get(path)
         # the hot path: a known single-key GET without a query or Cache-Control, its origin
         # not failing, answered from the cache
-        if known is not None and known.hot and scope.method == "GET" and not scope.query_string:
+        if known is not None and known[5] and scope.method == "GET" and not scope.query_string:
+            route, keys, _, exchange, policy, _ = known
             headers = scope.headers
             if (
                 "cache-control" not in headers
-                and known.exchange not in self.origins.failing
+                and exchange not in self.origins.failing
                 and _header_bytes(headers) <= self.limits.max_header_bytes
             ):
-                key, policy = known.keys[0], known.policy
-                assert policy is not None  # a hot target has one
+                fresh_s, control, _, ages = policy  # type: ignore[misc]  # a hot target has one
                 try:
-                    hit = await self.cache.get(key)
+                    hit = await self.cache.get(keys[0])
                     if hit is not None:
-                        answer = self.encoder.answer(
-                            key, hit, policy.fresh_s, policy.control, headers.get("if-none-match")
-                        )
-                        STATS.served(policy.data_type, hit.age)
+                        age = hit.age
+                        inm = headers.get("if-none-match")
+                        answer = self.encoder.answer(keys[0], hit, age, fresh_s, control, inm)
+                        served(ages, age)
                     else:
-                        answer = await self._miss(key, None, None)
+                        answer = await self._miss(keys[0], None, None)
                 except Exception:
                     answer = _failed(path)
                 proto.response_bytes(*answer)
-                STATS.record(known.route, answer.status, _perf() - started)
+                STATS.record(route, answer.status, _perf() - started)
                 return
         route, answer = await self.handle(
             scope.method, scope.path, scope.query_string, scope.headers
@@ -305,7 +306,8 @@ class ReaderApp:
             data_type = data_type_of(key)
             fresh, window = routes.freshness_s(key), self.stale_window(data_type)
             control = cache_control(fresh, int(window))
-            policy = self._policies[key] = _Policy(fresh, control, window, str(data_type))
+            ages = STATS.age_row(str(data_type))
+            policy = self._policies[key] = _Policy(fresh, control, window, ages)
         return policy
 
     async def _serve(self, target: _Target, query: str, headers: Any) -> Answer:
@@ -328,7 +330,8 @@ class ReaderApp:
         hit = await self.cache.get(key, max_age=limit, max_stale=max_stale)
         if hit is None:
             return await self._miss(key, limit, max_stale)
-        STATS.served(policy.data_type, hit.age)
+        age = hit.age
+        served(policy.ages, age)
         etag_match = headers.get("if-none-match")
         if route == _ANALYSIS:
             signals = await self.cache.get(keys[1], max_stale=max_stale)
@@ -336,7 +339,7 @@ class ReaderApp:
             return warm_with(key, hit, policy.control, etag_match, extra=extra)
         if route == _CANDLES:
             return warm_with(key, hit, policy.control, etag_match, value=_last_rows(hit, rows))
-        return self.encoder.answer(key, hit, policy.fresh_s, policy.control, etag_match)
+        return self.encoder.answer(key, hit, age, policy.fresh_s, policy.control, etag_match)
 
     async def _miss(self, key: str, limit: float | None, max_stale: float | None) -> Answer:
         """The 404 to answer with: cold, or older than the client's max_age. Every miss of

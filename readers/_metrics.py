@@ -47,15 +47,12 @@ class RequestStats(Collector):
         row[bisect_left(BUCKETS, seconds)] += 1  # le: a value equal to a bound is in it
         row[-1] += seconds
 
-    def served(self, data_type: str, age_s: float) -> None:
-        """A warm answer (200 or 304) of ``data_type`` was ``age_s`` old (now - as_of)."""
+    def age_row(self, data_type: str) -> list[float]:
+        """``data_type``'s served-age row, for ``served`` (the caller may keep it)."""
         row = self.ages.get(data_type)
         if row is None:
             row = self.ages[data_type] = [0.0] * (len(AGE_BUCKETS) + 2)
-        if age_s < 0:  # a future as_of: served as new
-            age_s = 0.0
-        row[bisect_left(AGE_BUCKETS, age_s)] += 1
-        row[-1] += age_s
+        return row
 
     def requests(self) -> dict[tuple[str, int], int]:
         return {pair: int(sum(row[:-1])) for pair, row in self.rows.items()}
@@ -105,6 +102,16 @@ class RequestStats(Collector):
             "Times the open connections reached the cap (new ones wait in the listen backlog)",
             value=self.cap_reached,
         )
+
+
+def served(row: list[float], age_s: float) -> None:
+    """A warm answer (200 or 304) was ``age_s`` old (now - as_of); ``row`` is its data
+    type's ``RequestStats.age_row``. A future ``as_of`` counts as age 0."""
+    if age_s > 0:
+        row[bisect_left(AGE_BUCKETS, age_s)] += 1
+        row[-1] += age_s
+    else:
+        row[0] += 1
 
 
 def _cumulative(bounds: tuple[float, ...], row: list[float]) -> list[tuple[str, float]]:

@@ -97,16 +97,20 @@ def read_shares(now: Samples, before: Samples | None) -> dict[str, Any]:
 
 
 def served_ages(now: Samples, before: Samples | None) -> dict[str, dict[str, float | None]]:
-    """Per data type: the age of what the reader served, p50/p99 seconds (the window's
-    answers when it has some, else since start)."""
+    """Per data type: the age of what the reader served, p50/p99 seconds — of the data
+    types answered in the window since ``before``, else (no answers in it) since start."""
     name = "warmfleet_reader_served_age_seconds_bucket"
+    since_start = {dt: _buckets(now, name, data_type=dt) for dt in by_label(now, name, "data_type")}
+    chosen = since_start
+    if before is not None:
+        window = {
+            dt: delta
+            for dt, buckets in since_start.items()
+            if max((delta := _minus(buckets, _buckets(before, name, data_type=dt))).values()) > 0
+        }
+        chosen = window or since_start
     out: dict[str, dict[str, float | None]] = {}
-    for data_type in sorted(by_label(now, name, "data_type")):
-        buckets = _buckets(now, name, data_type=data_type)
-        if before is not None:
-            delta = _minus(buckets, _buckets(before, name, data_type=data_type))
-            if max(delta.values(), default=0.0) > 0:
-                buckets = delta
+    for data_type, buckets in sorted(chosen.items()):
         # summarize_reads' quantiles are Prometheus' histogram_quantile (in ms)
         figures = summarize_reads({}, sorted(buckets.items()), 0)
         out[data_type] = {
