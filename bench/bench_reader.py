@@ -167,22 +167,17 @@ def main() -> int:
         wait_port(ports["reader"])
         body = fetch(f"http://127.0.0.1:{ports['reader']}/v2/tickers/binance/S000-USDT")
         procs["nginx"] = start_nginx(tmp, ports["nginx"], body)
-        if args.aiohttp:
-            ports["bare aiohttp"] = free_port()
-            (tmp / "bare.py").write_text(BARE)
-            (tmp / "body.bin").write_bytes(body)
-            procs["bare aiohttp"] = subprocess.Popen(
-                [sys.executable, str(tmp / "bare.py"), str(ports["bare aiohttp"]),
-                 str(tmp / "body.bin")]
-            )  # fmt: skip
-        if args.granian:
-            ports["bare granian"] = free_port()
-            (tmp / "bare_granian.py").write_text(BARE_GRANIAN)
-            (tmp / "body.bin").write_bytes(body)
-            procs["bare granian"] = subprocess.Popen(
-                [sys.executable, str(tmp / "bare_granian.py"), str(ports["bare granian"]),
-                 str(tmp / "body.bin")], cwd=tmp,
-            )  # fmt: skip
+        (tmp / "body.bin").write_bytes(body)
+        for name, wanted, source in (("bare aiohttp", args.aiohttp, BARE),
+                                     ("bare granian", args.granian, BARE_GRANIAN)):  # fmt: skip
+            if not wanted:
+                continue
+            ports[name] = free_port()
+            program = tmp / f"{name.replace(' ', '_')}.py"  # bare_granian.py: its module name
+            program.write_text(source)
+            procs[name] = subprocess.Popen(
+                [sys.executable, str(program), str(ports[name]), str(tmp / "body.bin")], cwd=tmp
+            )
         for port in ports.values():
             wait_port(port)
         wrk_cpu = None

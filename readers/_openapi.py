@@ -34,53 +34,38 @@ def _param(name: str, where: str, schema: dict[str, Any], description: str, **mo
     }
 
 
-_EXCHANGE = _param(
-    "exchange",
-    "path",
-    {"type": "string", "pattern": EXCHANGE_PATTERN},
-    "exchange id, case-insensitive (binance, okx ...)",
-    example="binance",
-)
-_SYMBOL = _param(
-    "symbol",
-    "path",
-    {"type": "string", "pattern": SYMBOL_PATTERN},
-    "BASE/QUOTE, BASE-QUOTE or BASE_QUOTE, ASCII letters and digits",
-    example="BTC-USDT",
-)
-_KEY = _param(
-    "key",
-    "path",
-    {"type": "string", "pattern": KEY_PATTERN},
-    "a cache key: printable ASCII, no whitespace, at most 250 bytes",
-    example=f"{KEY_PREFIX}:v2:market:overview:1m:all",
-)
-_MAX_AGE = _param(
-    "max_age",
-    "query",
-    {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_AGE_LIMIT_S},
-    "refuse (404 stale) data older than this many seconds",
-)
-_CACHE_CONTROL = _param(
-    "Cache-Control",
-    "header",
-    {"type": "string", "pattern": CACHE_CONTROL_PATTERN},
-    "max-age=N refuses data older than N s (with ?max_age the smaller wins; 0 = no limit); "
-    "max-stale[=N] also accepts a copy up to N s (any, without N) past its fresh TTL",
-    example="max-age=30, max-stale=600",
-)
-_TIMEFRAME = _param(
-    "timeframe",
-    "query",
-    {"type": "string", "pattern": TIMEFRAME_PATTERN, "default": "1m"},
-    "candle timeframe as ccxt spells it (1m, 5m, 1h, 1d, 1w, 1M)",
-)
-_LIMIT = _param(
-    "limit",
-    "query",
-    {"type": "integer", "minimum": 1, "maximum": MAX_CANDLES, "default": DEFAULT_CANDLES},
-    "how many of the latest candles to answer",
-)
+def _string(pattern: str, **more: Any) -> dict[str, Any]:
+    return {"type": "string", "pattern": pattern, **more}
+
+
+_PARAMS = {
+    name: _param(name, where, schema, description, **more)
+    for name, where, schema, description, more in (
+        ("exchange", "path", _string(EXCHANGE_PATTERN),
+         "exchange id, case-insensitive (binance, okx ...)", {"example": "binance"}),
+        ("symbol", "path", _string(SYMBOL_PATTERN),
+         "BASE/QUOTE, BASE-QUOTE or BASE_QUOTE, ASCII letters and digits",
+         {"example": "BTC-USDT"}),
+        ("key", "path", _string(KEY_PATTERN),
+         "a cache key: printable ASCII, no whitespace, at most 250 bytes",
+         {"example": f"{KEY_PREFIX}:v2:market:overview:1m:all"}),
+        ("max_age", "query",
+         {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_AGE_LIMIT_S},
+         "refuse (404 stale) data older than this many seconds", {}),
+        ("Cache-Control", "header", _string(CACHE_CONTROL_PATTERN),
+         "max-age=N refuses data older than N s (with ?max_age the smaller wins; 0 = no "
+         "limit); max-stale[=N] also accepts a copy up to N s (any, without N) past its fresh "
+         "TTL", {"example": "max-age=30, max-stale=600"}),
+        ("timeframe", "query", _string(TIMEFRAME_PATTERN, default="1m"),
+         "candle timeframe as ccxt spells it (1m, 5m, 1h, 1d, 1w, 1M)", {}),
+        ("limit", "query",
+         {"type": "integer", "minimum": 1, "maximum": MAX_CANDLES, "default": DEFAULT_CANDLES},
+         "how many of the latest candles to answer", {}),
+    )
+}  # fmt: skip
+_EXCHANGE, _SYMBOL, _KEY = _PARAMS["exchange"], _PARAMS["symbol"], _PARAMS["key"]
+_MAX_AGE, _CACHE_CONTROL = _PARAMS["max_age"], _PARAMS["Cache-Control"]
+_TIMEFRAME, _LIMIT = _PARAMS["timeframe"], _PARAMS["limit"]
 
 _WARM = {
     "type": "object",

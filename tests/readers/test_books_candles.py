@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 import pytest_asyncio
 
 from readers import create_app, running_reader
+from tests.readers._helpers import now_ms, reader_cache
 from tiers import MultiTierCache
 from topics import key_for
 
@@ -37,10 +37,6 @@ def candles(n: int, timeframe: str = "1m") -> dict[str, Any]:
     return {"exchange": "okx", "symbol": "ETH/USDT", "timeframe": timeframe, "rows": rows}
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 @pytest.fixture
 def prefix(namespace: str) -> str:
     return namespace.rstrip(".")
@@ -48,9 +44,7 @@ def prefix(namespace: str) -> str:
 
 @pytest_asyncio.fixture(loop_scope="function")
 async def cache(stack_urls: Any) -> AsyncIterator[MultiTierCache]:
-    cache = MultiTierCache.from_urls(
-        "memory://?max_entries=1000", stack_urls.memcached_url, stack_urls.redis_url
-    )
+    cache = reader_cache(stack_urls)
     yield cache
     await cache.close()
 

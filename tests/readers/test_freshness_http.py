@@ -5,9 +5,7 @@ stale-if-error while an exchange's breaker is published open (``topics.origin``)
 from __future__ import annotations
 
 import asyncio
-import random
 import re
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,26 +19,14 @@ from hypothesis import strategies as st
 from readers import OriginWatch, create_app, running_reader
 from readers._freshness import ANY_STALE, CACHE_CONTROL_PATTERN, request_directives, stricter
 from readers._routes import BadRequest
-from tiers import MultiTierCache, TierLevel, TTLPolicy
-from topics import DataType, key_for
+from tests.readers._helpers import now_ms, reader_cache, short_policy
+from tiers import MultiTierCache
+from topics import key_for
 from topics.origin import encode_state, origin_key
 
 pytestmark = pytest.mark.integration
 
 TICKER = {"exchange": "binance", "symbol": "BTC/USDT", "last": 64_000.5}
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def short_policy(stale_s: float = 120.0) -> TTLPolicy:
-    """Fresh for ~1 s in every tier (memcached counts whole seconds), then stale_s more."""
-    return TTLPolicy(
-        base_s={dt: (1.0, 1.0, 1.0) for dt in DataType},
-        clamp_s={level: (0.5, 600.0) for level in TierLevel},
-        stale_s=stale_s, jitter=0.0, rng=random.Random(1),
-    )  # fmt: skip
 
 
 @pytest.fixture
@@ -50,10 +36,7 @@ def prefix(namespace: str) -> str:
 
 @pytest_asyncio.fixture(loop_scope="function")
 async def cache(stack_urls: Any) -> AsyncIterator[MultiTierCache]:
-    cache = MultiTierCache.from_urls(
-        "memory://?max_entries=1000", stack_urls.memcached_url, stack_urls.redis_url,
-        ttl_policy=short_policy(), timeout_s=2.0,
-    )  # fmt: skip
+    cache = reader_cache(stack_urls, short_policy())
     yield cache
     await cache.close()
 

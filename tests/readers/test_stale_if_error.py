@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -26,24 +25,17 @@ from prometheus_client import REGISTRY
 from readers import OriginWatch, create_app, running_reader
 from sim import make_fault, running_simulator
 from tests.conftest import StackURLs
+from tests.readers._helpers import reader_cache, short_policy
 from tests.workers.pollers.conftest import make_job
 from tests.workers.pollers.test_poller_kafka import job_message, poller_service, produce
-from tiers import CircuitBreaker, MultiTierCache, TierLevel, TTLPolicy
-from topics import MARKET_TICKERS, WARM_JOBS, DataType, key_for
+from tiers import CircuitBreaker, MultiTierCache
+from topics import MARKET_TICKERS, WARM_JOBS, key_for
 from topics.origin import origin_key
 from workers.pollers._origin import OriginPublisher
 
 pytestmark = pytest.mark.integration
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
-
-
-def short_policy() -> TTLPolicy:
-    return TTLPolicy(
-        base_s={dt: (1.0, 1.0, 1.0) for dt in DataType},
-        clamp_s={level: (0.5, 600.0) for level in TierLevel},
-        stale_s=300.0, jitter=0.0, rng=random.Random(1),
-    )  # fmt: skip
 
 
 @contextlib.asynccontextmanager
@@ -99,10 +91,7 @@ async def test_a_failing_venue_is_served_stale_and_flagged_the_other_fresh_then_
     monkeypatch.setenv("WARMFLEET_KEY_PREFIX", prefix)
     bootstrap = stack_urls.kafka_bootstrap
     jobs = WARM_JOBS.named(namespace)
-    cache = MultiTierCache.from_urls(
-        "memory://?max_entries=1000", stack_urls.memcached_url, stack_urls.redis_url,
-        ttl_policy=short_policy(), timeout_s=2.0,
-    )  # fmt: skip
+    cache = reader_cache(stack_urls, short_policy(300.0))
     origins = OriginWatch(stack_urls.redis_url, prefix, refresh_s=0.1)
     redis = aioredis.from_url(stack_urls.redis_url)
 

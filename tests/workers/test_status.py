@@ -5,7 +5,6 @@ p50 and p99, the read error rate, and served age per data type — scraped from 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from typing import Any
 
@@ -14,19 +13,12 @@ import pytest
 from rich.console import Console
 
 from readers import create_app, running_reader
-from tiers import MultiTierCache, TierLevel, TTLPolicy
-from topics import DataType, key_for
+from tests.readers._helpers import reader_cache, short_policy
+from tiers import MultiTierCache
+from topics import key_for
 from workers.cli._status import read_shares, render, scrape, served_ages, summarise
 
 pytestmark = pytest.mark.integration
-
-
-def short_policy() -> TTLPolicy:
-    return TTLPolicy(
-        base_s={dt: (1.0, 1.0, 1.0) for dt in DataType},
-        clamp_s={level: (0.5, 600.0) for level in TierLevel},
-        stale_s=300.0, jitter=0.0, rng=random.Random(1),
-    )  # fmt: skip
 
 
 async def test_read_shares_sum_to_100_percent_with_p95_and_served_age(
@@ -35,12 +27,9 @@ async def test_read_shares_sum_to_100_percent_with_p95_and_served_age(
     prefix = namespace.rstrip(".")
     now = int(time.time() * 1000)
     writer = MultiTierCache.from_urls(
-        stack_urls.memcached_url, stack_urls.redis_url, ttl_policy=short_policy(), timeout_s=2.0
+        stack_urls.memcached_url, stack_urls.redis_url, ttl_policy=short_policy(300.0)
     )
-    reader_cache = MultiTierCache.from_urls(
-        "memory://?max_entries=1000", stack_urls.memcached_url, stack_urls.redis_url,
-        ttl_policy=short_policy(), timeout_s=2.0,
-    )  # fmt: skip
+    cache = reader_cache(stack_urls, short_policy(300.0))
     stale_key = key_for("tickers", "okx", "SOL/USDT", prefix=prefix)
     try:
         await writer.set(stale_key, {"last": 1.0}, data_type="tickers", as_of=now)
@@ -50,7 +39,7 @@ async def test_read_shares_sum_to_100_percent_with_p95_and_served_age(
             await writer.set(key, {"last": i}, data_type="tickers", as_of=now - 3_000)
         book = key_for("books", "binance", "BTC/USDT", prefix=prefix)
         await writer.set(book, {"bids": [], "asks": []}, data_type="books", as_of=now - 5_000)
-        async with running_reader(create_app(reader_cache, key_prefix=prefix)) as base:
+        async with running_reader(create_app(cache, key_prefix=prefix)) as base:
             url = f"{base}/metrics"
             before = await scrape({"reader": url})
             async with aiohttp.ClientSession() as session:
@@ -92,7 +81,7 @@ async def test_read_shares_sum_to_100_percent_with_p95_and_served_age(
         assert "P95" in text and "stale" in text and "served age per data type" in text
     finally:
         await writer.close()
-        await reader_cache.close()
+        await cache.close()
 
 
 def test_the_dashboard_shows_the_same_read_figures_as_status() -> None:
