@@ -201,7 +201,11 @@ _PIECES = st.sampled_from(
 )
 
 
-@given(st.lists(_PIECES, max_size=12).map("".join) | st.text(max_size=20))
+# a header value never holds CR or LF (HTTP/1.1 field values)
+_TEXT = st.text(st.characters(blacklist_characters="\r\n"), max_size=20)
+
+
+@given(st.lists(_PIECES, max_size=12).map("".join) | _TEXT)
 def test_the_openapi_pattern_refuses_exactly_what_the_reader_refuses(value: str) -> None:
     try:
         request_directives([value])
