@@ -26,7 +26,8 @@ PUBLIC: dict[str, str] = {
     """,
     "tiers": """
         BreakerState Bus CacheError CacheUnavailable CircuitBreaker CorruptEntry
-        DEFAULT_MAX_BYTES DirectCacheAdapter Envelope HashRing Hit LEVELS MemcachedTier
+        DEFAULT_MAX_BYTES DirectCacheAdapter Envelope HashRing HeatRecorder HeatView Hit
+        HotSetOptions LEVELS MemcachedTier
         MemoryTier MultiTierCache RedisBus RedisTier StoreItem TTLPolicy Tier TierLevel
         UnencodableValue ValueTooLarge Write check_key decode encode tier_from_url
     """,

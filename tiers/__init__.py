@@ -26,6 +26,7 @@ from tiers._errors import (
 )
 from tiers._hashring import HashRing
 from tiers._hit import Hit, Write
+from tiers._hotset import HeatRecorder, HeatView, HotSetOptions
 from tiers._keys import check_key
 from tiers._memcached import MemcachedTier
 from tiers._memory import MemoryTier
@@ -48,7 +49,10 @@ __all__ = [
     "DirectCacheAdapter",
     "Envelope",
     "HashRing",
+    "HeatRecorder",
+    "HeatView",
     "Hit",
+    "HotSetOptions",
     "MemcachedTier",
     "MemoryTier",
     "MultiTierCache",
