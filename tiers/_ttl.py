@@ -36,6 +36,7 @@ class AccessWeights(Protocol):
 
     def weight(self, key: str) -> float: ...
 
+
 #: base TTL seconds (L1, L2, L3); the old report's defaults: overview 15/30/120, default 30/60/300
 DEFAULT_BASE_S: Mapping[DataType, tuple[float, float, float]] = {
     DataType.TICKERS: (15.0, 30.0, 120.0),
