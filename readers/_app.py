@@ -142,6 +142,10 @@ async def _always_ready() -> bool:
     return True
 
 
+def _unmeasured(key: str) -> None:
+    return None
+
+
 class ReaderApp:
     """The reader as an RSGI app. ``on_close`` runs when the worker stops (closing the cache
     the worker opened); ``watch_port`` turns on the connection watcher for that port;
@@ -160,8 +164,10 @@ class ReaderApp:
         on_close: Callable[[], Coroutine[Any, Any, None]] | None = None,
         origins: OriginWatch | None = None,
         stale_window: Callable[[DataType], float] | None = None,
+        on_read: Callable[[str], None] | None = None,
     ) -> None:
         self.cache = cache
+        self.on_read = on_read or _unmeasured  # the hot set's counter (tiers.HeatRecorder)
         self.prefix = key_prefix
         self.ready = ready or _always_ready
         self.limits = limits or ReaderLimits()
@@ -218,6 +224,7 @@ class ReaderApp:
             ):
                 fresh_s, control, _, ages = policy  # type: ignore[misc]  # a hot target has one
                 try:
+                    self.on_read(keys[0])
                     hit = await self.cache.get(keys[0])
                     if hit is not None:
                         age = hit.age
@@ -327,6 +334,7 @@ class ReaderApp:
         policy = target.policy or self._policy(key)
         if max_stale is None and target.exchange in self.origins.failing:
             max_stale = policy.stale_s  # stale-if-error: the origin is known to be failing
+        self.on_read(key)
         hit = await self.cache.get(key, max_age=limit, max_stale=max_stale)
         if hit is None:
             return await self._miss(key, limit, max_stale)
