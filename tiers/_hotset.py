@@ -72,6 +72,10 @@ _DRIVER_ERRORS: tuple[type[BaseException], ...] = (
     redis_errors.RedisError, OSError, EOFError, TimeoutError,
 )  # fmt: skip
 
+#: keys per flush script: one script holds the server for about a millisecond at most
+#: (bench/bench_hotset.py: some 4 us of server time per key)
+MAX_PAIRS = 256
+
 #: the growth factor past which the flush script rescales the set (2^40: scores stay far
 #: inside a double's 53-bit mantissa, and it happens once per 40 half-lives)
 _RESCALE_AT = 2.0**40
@@ -203,17 +207,24 @@ class _Scripts:
         self._read = client.register_script(READ)
 
     async def flush(self, counts: dict[str, int]) -> int:
+        """Add ``counts`` to the set, ``MAX_PAIRS`` keys per ``EVALSHA``, one after the
+        other, so no one script holds the (single-threaded) server for more than about a
+        millisecond; the set's size after the last."""
         o = self.options
-        args: list[str | int | float] = [
+        head: list[str | int | float] = [
             round(o.half_life_s * 1000),
             o.floor,
             o.max_keys,
             o.keep_ms,
         ]
-        for key, count in counts.items():
-            args += (key, count)
-        result = await asyncio.wait_for(self._flush(keys=list(self.keys), args=args), o.timeout_s)
-        return int(result)
+        items = list(counts.items())
+        size = 0
+        for start in range(0, len(items), MAX_PAIRS):
+            args = list(head)
+            for key, count in items[start : start + MAX_PAIRS]:
+                args += (key, count)
+            size = await asyncio.wait_for(self._flush(keys=list(self.keys), args=args), o.timeout_s)
+        return int(size)
 
     async def read(self, limit: int) -> dict[str, float]:
         """Every key with decayed heat >= floor (the hottest ``limit``), key -> heat."""

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from tests._servers import PrivateServer
 from tiers import HeatRecorder, HeatView, HotSetOptions
-from tiers._hotset import UNCOUNTED_READS, market_of, set_names
+from tiers._hotset import MAX_PAIRS, UNCOUNTED_READS, market_of, set_names
 from topics import ConfigError, DataType, key_for
 
 pytestmark = pytest.mark.redis
@@ -260,3 +260,17 @@ def test_market_of_reads_exchange_type_and_symbol_from_a_key() -> None:
 def test_bad_options_are_refused_naming_the_field(field: str, value: object) -> None:
     with pytest.raises(ConfigError, match=f"hot_set.{field}"):
         HotSetOptions(**{field: value})  # type: ignore[arg-type]
+
+
+async def test_a_flush_of_more_keys_than_one_script_takes_counts_them_all(
+    redis_url: str, prefix: str, opened: list[HeatRecorder | HeatView]
+) -> None:
+    rec = recorder(opened, redis_url, prefix)
+    keys = [books(prefix, f"K{i}/USDT") for i in range(MAX_PAIRS * 2 + 7)]
+    for key in keys:
+        rec.touch(key)
+        rec.touch(key)
+    assert await rec.flush() == len(keys)
+    v = view(opened, redis_url, prefix)
+    assert await v.refresh() and v.size == len(keys)
+    assert all(v.heat(key) == pytest.approx(2, rel=0.05) for key in keys)
