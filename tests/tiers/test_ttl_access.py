@@ -5,6 +5,7 @@ longer in every tier; a key nobody reads keeps weight 1."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -74,3 +75,36 @@ def test_measured_weights_are_clamped_and_a_nan_changes_nothing() -> None:
     assert rows[2][0] == 3.75  # 15 * 0.25 (the floor)
     with pytest.raises(ValueError, match="one key per write"):
         policy.ttls_many([("tickers", None)] * 2, keys=["a"])
+
+
+async def test_the_agents_cache_weighs_what_it_writes_by_the_fleets_heat(
+    stack_urls: Any, prefix: str
+) -> None:
+    import faust
+
+    from workers.agents import Runtime
+    from workers.settings import Settings
+
+    settings = Settings(
+        kafka_servers=(stack_urls.kafka_bootstrap,),
+        redis_url=stack_urls.redis_url,
+        memcached_servers=(stack_urls.memcached_addr,),
+        key_prefix=prefix,
+    )
+    rt = Runtime(faust.App(f"{prefix}-agents", broker=f"kafka://{stack_urls.kafka_bootstrap}"),
+                 settings)  # fmt: skip
+    hot, unread = (rt.key("tickers", "binance", s) for s in ("BTC/USDT", "XRP/USDT"))
+    reader = HeatRecorder(stack_urls.redis_url, prefix=prefix)
+    for _ in range(5):
+        reader.touch(hot)
+    await reader.close()
+    try:
+        assert rt.cache.policy.heat is rt.heat
+        assert await rt.heat.refresh()
+        written = await rt.cache.set_many(
+            [Write(k, {"last": 1.0}, "tickers", 1_000) for k in (hot, unread)], warm_interval=15
+        )
+        # memcached's 30 s at weight 1.5 and 1, each +-10 % jitter: 40.5..49.5 against 27..33
+        assert written[0]["memcached"] >= 40.5 - 1e-9 and written[1]["memcached"] <= 33 + 1e-9
+    finally:
+        await rt.close()
