@@ -236,7 +236,9 @@ class _Scripts:
 
 
 def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    # members are the keys readers counted (validated str); whatever else someone put in
+    # the set stays a harmless string that matches no market
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
 class HeatRecorder:
@@ -285,7 +287,11 @@ class HeatRecorder:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.options.flush_every_s)
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception:  # never let a bug stop the counting of a live reader
+                HOT_SET_ERRORS.labels(op="flush").inc()
+                log.exception("hot_set_flush_crashed")
 
     async def flush(self) -> int | None:
         """Send the counts since the last flush; the set's size, or None if Redis did not
@@ -432,7 +438,11 @@ class HeatView:
 
     async def _loop(self) -> None:
         while True:
-            await self.refresh()
+            try:
+                await self.refresh()
+            except Exception:  # a bug must not freeze the snapshot for good: counted, logged
+                HOT_SET_ERRORS.labels(op="read").inc()
+                log.exception("hot_set_refresh_crashed")
             await asyncio.sleep(self.options.refresh_every_s)
 
     async def refresh(self) -> bool:

@@ -274,3 +274,21 @@ async def test_a_flush_of_more_keys_than_one_script_takes_counts_them_all(
     v = view(opened, redis_url, prefix)
     assert await v.refresh() and v.size == len(keys)
     assert all(v.heat(key) == pytest.approx(2, rel=0.05) for key in keys)
+
+
+async def test_foreign_members_in_the_set_are_read_as_harmless_strings(
+    redis_url: str, prefix: str, opened: list[HeatRecorder | HeatView]
+) -> None:
+    rec = recorder(opened, redis_url, prefix)
+    good = books(prefix, "BTC/USDT")
+    rec.touch(good)
+    await rec.flush()
+    zset, _ = set_names(prefix)
+    client = aioredis.Redis.from_url(redis_url)
+    try:  # someone else's bytes, not UTF-8 and not a key
+        await client.zadd(zset, {b"\xff\xfe:garbage": 5.0, f"{prefix}:v2:x": 5.0})
+    finally:
+        await client.aclose()
+    v = view(opened, redis_url, prefix)
+    assert await v.refresh() and v.size == 3
+    assert v.hot_symbols("binance", DataType.BOOKS, 5) == ["BTC/USDT"]
