@@ -8,7 +8,11 @@ hit = await cache.get(key, max_age=30)   # Hit(value, as_of, age, tier, stale) o
 hit = await cache.get(key, max_stale=300)  # also a copy up to 300 s past its fresh TTL
 hit = await cache.get(key, stale_if_error=True)  # origin failing: the last good copy, flagged
 
-Freshness, the invalidation bus and the read metrics: docs/tiers.md.
+heat = HeatRecorder(redis_url, prefix="virt"); heat.touch(key)   # a reader counts its reads
+view = HeatView(redis_url, prefix="virt"); TTLPolicy(heat=view)  # the fleet's hot set
+
+Freshness, the invalidation bus and the read metrics: docs/tiers.md; the hot set:
+docs/clock.md.
 """
 
 from __future__ import annotations
