@@ -452,7 +452,7 @@ class PhaseClock:
             return None
         self._last_fired[key] = time.monotonic()
         metrics.JOBS_PUBLISHED.labels(exchange=key.exchange, data_type=key.data_type.value).inc()
-        if self.hot_set is not None and skipped is None and record.symbols:
+        if self.hot_set is not None and record.symbols:
             metrics.JOB_SYMBOLS.labels(key.exchange, key.data_type.value).set(len(record.symbols))
         log.debug(
             "warm_job_published",
