@@ -59,3 +59,32 @@ async def test_the_reader_process_builds_its_counter_from_settings(
     counter = app.on_read.__self__  # type: ignore[attr-defined]
     assert isinstance(counter, HeatRecorder) and counter.prefix == prefix
     await app.on_close()  # type: ignore[attr-defined,misc]
+
+
+async def test_candle_reads_of_any_timeframe_make_their_symbol_hot_for_the_clock(
+    stack_urls: Any, prefix: str
+) -> None:
+    from topics import DataType
+
+    cache = MultiTierCache.from_urls("memory://?max_entries=100")
+    heat = HeatRecorder(stack_urls.redis_url, prefix=prefix)
+    try:
+        async with (
+            running_reader(create_app(cache, key_prefix=prefix, on_read=heat.touch)) as base,
+            aiohttp.ClientSession() as session,
+        ):
+            for frame in ("1m", "5m", "1m"):
+                url = f"{base}/v2/candles/binance/ETH-USDT?timeframe={frame}&limit=5"
+                async with session.get(url) as resp:
+                    assert resp.status == 404  # cold: still a read, counted
+    finally:
+        await heat.close()
+        await cache.close()
+    view = HeatView(stack_urls.redis_url, prefix=prefix)
+    try:
+        assert await view.refresh() and view.size == 2  # one key per timeframe
+        assert view.hot_symbols("binance", DataType.CANDLES, 10) == ["ETH/USDT"]
+        one_minute = key_for("candles", "binance", "ETH/USDT", "1m", prefix=prefix)
+        assert view.heat(one_minute) == pytest.approx(2, rel=0.05)
+    finally:
+        await view.close()
