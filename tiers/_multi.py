@@ -104,7 +104,7 @@ class MultiTierCache:
             )
 
         self._lower = [Slot(t, breaker(t.name)) for t in tiers if t is not self._l1]
-        self._calls = TierCalls()
+        self._calls = TierCalls(probe_timeout_s=timeout_s)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._reads = ReadPath(
@@ -303,6 +303,7 @@ class MultiTierCache:
             task.cancel()
         self._reads.close()
         _metrics.retire(self)
+        await self._calls.stop_probes(self._lower)
         self._calls.close()
         for tier in self.tiers:
             try:

@@ -6,36 +6,13 @@ process never heard another invalidation while its L1 kept serving)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from redis.crc import key_slot
 
-from tests.tiers.test_cluster import start_cluster, stop_cluster
+from tests.tiers._cluster import key_on_node
 from tiers import MultiTierCache
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[tuple[list[int], list[object]]]:
-    # the surviving nodes keep serving their own slots while one master is down
-    ports, procs = start_cluster(tmp_path, "--cluster-require-full-coverage", "no")
-    try:
-        yield ports, procs  # type: ignore[misc]
-    finally:
-        stop_cluster(procs)
-
-
-def key_off_the_seed(prefix: str) -> str:
-    """A key in the last third of the slots (the third node's: redis-cli assigns ranges in
-    the order the nodes are given), so it stays writable when the seed node dies."""
-    for i in range(10_000):
-        key = f"{prefix}:v2:misc:value:1m:c{i}"
-        if key_slot(key.encode()) > 10_923:
-            return key
-    raise AssertionError("no key found")
 
 
 # known defect (issue 13): a bus announcement that fails while the cluster client re-routes
@@ -52,7 +29,7 @@ async def test_invalidations_reach_the_l1_after_the_seed_node_dies(
     options = {"invalidation_channel": channel, "timeout_s": 2.0, "write_timeout_s": 2.0}
     a = MultiTierCache.from_urls("memory://", url, **options)  # type: ignore[arg-type]
     b = MultiTierCache.from_urls("memory://", url, **options)  # type: ignore[arg-type]
-    key = key_off_the_seed(prefix)
+    key = key_on_node(prefix, 2)  # stays writable when the seed node dies
     try:
         assert await a.start() and await b.start()
         await a.set(key, "v1", data_type="default", as_of=1)
