@@ -123,7 +123,7 @@ class MultiTierCache:
         if bus is not None:
             self._coherence = Coherence(
                 bus, self._l1, on_change=self._reads.changed, publish_timeout_s=write_timeout_s,
-                breaker=breaker(bus.name),
+                breaker=breaker(bus.name), resend_for_s=self.policy.clamp_s[TierLevel.L1][1],
             )  # fmt: skip
         self.id = "" if self._coherence is None else self._coherence.id
         _metrics.track(self)

@@ -297,5 +297,11 @@ class RedisTier(EnvelopeDecoder):
     async def close(self) -> None:
         try:
             await self.client.aclose()
+            if isinstance(self.client, RedisCluster):
+                # redis-py's aclose() does nothing while the client is marked for
+                # re-initialising (after a node it used died): the sockets to the live
+                # nodes then leaked into whichever test ran next
+                await self.client.nodes_manager.aclose()
+                await self.client.nodes_manager.aclose("startup_nodes")
         except DRIVER_ERRORS:
             log.debug("redis_close_failed")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import subprocess
 from collections.abc import Iterator
 
 import pytest
+from redis import exceptions as redis_errors
 from redis.crc import key_slot
 
 from tests.tiers._cluster import SLOT_RANGES, key_on_node, restart_node, start_cluster, stop_cluster
@@ -138,3 +140,22 @@ async def test_an_open_cluster_is_probed_back_in_when_every_primary_answers(
         assert cache.stats()["redis"]["misses"] >= 2
     finally:
         await cache.close()
+
+
+async def test_a_cluster_tier_closes_its_sockets_after_a_node_died(
+    cluster: tuple[list[int], list[subprocess.Popen[bytes]]], prefix: str
+) -> None:
+    """redis-py's cluster ``aclose()`` does nothing while the client is marked for
+    re-initialising — as it is right after a call to a dead node failed — so its sockets
+    to the live nodes leaked, and their ResourceWarning failed whichever test ran next."""
+    ports, procs = cluster
+    tier = RedisTier(f"redis://127.0.0.1:{ports[0]}", cluster=True)
+    keys = [key_on_node(prefix, i) for i in range(3)]
+    assert await tier.get_many(keys) == [None] * 3  # a connection to every node
+    procs[0].terminate()  # the seed, and the node redis-py sends keyless commands to
+    procs[0].wait(10)
+    with pytest.raises(redis_errors.ConnectionError):  # marks the client for re-initialising
+        await tier.client.get(keys[0])
+    await tier.close()
+    del tier
+    gc.collect()  # an unclosed socket warns here, failing this test (filterwarnings=error)
