@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sized
+from collections.abc import Awaitable, Callable, Iterable, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +18,12 @@ import structlog
 
 from tiers._breaker import CircuitBreaker
 from tiers._deadline import Watchdog
+from tiers._envelope import DEFAULT_MAX_BYTES
 from tiers._errors import CacheError, CacheUnavailable
+from tiers._memory import MemoryTier
 from tiers._metrics import TierStats
 from tiers._protocol import Pinged, Tier
+from tiers._ttl import TTLPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +45,36 @@ class Slot:
     @property
     def name(self) -> str:
         return self.tier.name
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """The cache's settings its read and write paths share (the cache validates them)."""
+
+    timeout_s: float = 0.1  # per read (and probe) of a lower tier
+    write_timeout_s: float = 1.0  # per write, promotion or delete
+    max_batches: int = 2  # lookups in flight before misses queue into one batch
+    max_value_bytes: int = DEFAULT_MAX_BYTES
+    source: str = ""  # written into every envelope
+
+
+class TierPath:
+    """What the read path and the write path share: the L1 (if any), the lower tiers'
+    slots, the guarded calls to them, the TTL policy and the cache's options."""
+
+    def __init__(
+        self,
+        l1: MemoryTier | None,
+        lower: Sequence[Slot],
+        calls: TierCalls,
+        policy: TTLPolicy,
+        options: Options,
+    ) -> None:
+        self.l1 = l1
+        self.lower = list(lower)
+        self.calls = calls
+        self.policy = policy
+        self.options = options
 
 
 class TierCalls:
