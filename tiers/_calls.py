@@ -58,23 +58,28 @@ class Options:
     source: str = ""  # written into every envelope
 
 
-class TierPath:
+@dataclass(frozen=True, eq=False)
+class Parts:
     """What the read path and the write path share: the L1 (if any), the lower tiers'
     slots, the guarded calls to them, the TTL policy and the cache's options."""
 
-    def __init__(
-        self,
-        l1: MemoryTier | None,
-        lower: Sequence[Slot],
-        calls: TierCalls,
-        policy: TTLPolicy,
-        options: Options,
-    ) -> None:
-        self.l1 = l1
-        self.lower = list(lower)
-        self.calls = calls
-        self.policy = policy
-        self.options = options
+    l1: MemoryTier | None
+    lower: Sequence[Slot]
+    calls: TierCalls
+    policy: TTLPolicy
+    options: Options
+
+
+class TierPath:
+    """The base of the read and the write path: the parts as plain attributes (the read
+    path below L1 is hot enough that one attribute lookup per use counts)."""
+
+    def __init__(self, parts: Parts) -> None:
+        self.l1 = parts.l1
+        self.lower = list(parts.lower)
+        self.calls = parts.calls
+        self.policy = parts.policy
+        self.options = parts.options
 
 
 class TierCalls:

@@ -25,7 +25,7 @@ import structlog
 from tiers import _metrics
 from tiers._breaker import CircuitBreaker
 from tiers._bus import DROPPED, Bus
-from tiers._calls import Options, Slot, TierCalls
+from tiers._calls import Options, Parts, Slot, TierCalls
 from tiers._coherence import Coherence
 from tiers._envelope import DEFAULT_MAX_BYTES, now_ms
 from tiers._errors import CacheError
@@ -103,9 +103,9 @@ class MultiTierCache:
         self._calls = TierCalls(probe_timeout_s=timeout_s)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
-        parts = (self._l1, self._lower, self._calls, self.policy, self.options)
-        self._reads = ReadPath(*parts, spawn=self._spawn)
-        self._writes = WritePath(*parts, levels)
+        parts = Parts(self._l1, self._lower, self._calls, self.policy, self.options)
+        self._reads = ReadPath(parts, spawn=self._spawn)
+        self._writes = WritePath(parts, levels)
         if bus is None and invalidation_channel:
             carrier = next((t for t in tiers if isinstance(t, BusCarrier)), None)
             bus = None if carrier is None else carrier.bus(invalidation_channel)

@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import structlog
 
-from tiers._calls import Options, Slot, TierCalls, TierPath
+from tiers._calls import Parts, Slot, TierPath
 from tiers._envelope import Body, Envelope, encode_body, now_ms
 from tiers._errors import CacheError
 from tiers._hit import Hit
-from tiers._memory import MemoryTier
 from tiers._metrics import ReadStats
 from tiers._protocol import StoreItem
-from tiers._ttl import TierLevel, TTLPolicy
+from tiers._ttl import TierLevel
 from topics import data_type_of
 
 log = structlog.get_logger(__name__)
@@ -72,17 +71,8 @@ def floor_of(max_age: float | None) -> int:
 
 
 class ReadPath(TierPath):
-    def __init__(
-        self,
-        l1: MemoryTier | None,
-        lower: Sequence[Slot],
-        calls: TierCalls,
-        policy: TTLPolicy,
-        options: Options,
-        *,
-        spawn: Callable[[Awaitable[Any]], None],
-    ) -> None:
-        super().__init__(l1, lower, calls, policy, options)
+    def __init__(self, parts: Parts, *, spawn: Callable[[Awaitable[Any]], None]) -> None:
+        super().__init__(parts)
         self._spawn = spawn
         self._queued: dict[str, _Pending] = {}
         self._inflight: dict[str, _Pending] = {}

@@ -11,38 +11,29 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from tiers._calls import Options, Slot, TierCalls, TierPath
+from tiers._calls import Parts, Slot, TierPath
 from tiers._envelope import Body, as_of_ms, encode_body
 from tiers._errors import CacheUnavailable
 from tiers._hit import Hit, Write
 from tiers._keys import check_key
-from tiers._memory import MemoryTier
 from tiers._metrics import TierStats
 from tiers._protocol import StoreItem
-from tiers._ttl import TierLevel, TTLPolicy
+from tiers._ttl import TierLevel
 
 #: per write, the TTL written per tier name (a tier that refused it or was down is absent)
 Written = list[dict[str, float]]
 
 
 class WritePath(TierPath):
-    def __init__(
-        self,
-        l1: MemoryTier | None,
-        lower: Sequence[Slot],
-        calls: TierCalls,
-        policy: TTLPolicy,
-        options: Options,
-        levels: tuple[TierLevel, ...],
-    ) -> None:
-        super().__init__(l1, lower, calls, policy, options)
+    def __init__(self, parts: Parts, levels: tuple[TierLevel, ...]) -> None:
+        super().__init__(parts)
         self.l1_stats = TierStats()  # writes and stale (refused as older) of L1
         self.levels = levels
         # the lower tiers' positions in the cache's tiers (and in each row of TTLs)
         self._lower_at = [levels.index(TierLevel(slot.tier.level)) for slot in self.lower]
         self._name_at = dict(zip(self._lower_at, (slot.name for slot in self.lower), strict=True))
-        if l1 is not None:
-            self._name_at[0] = l1.name
+        if self.l1 is not None:
+            self._name_at[0] = self.l1.name
 
     def encode(self, writes: Sequence[Write], now: int) -> list[Body]:
         """Check every key and encode every value before anything is written."""
