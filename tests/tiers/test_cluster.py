@@ -56,8 +56,11 @@ async def test_cluster_write_read_delete_and_monotonic(cluster_url: str, prefix:
 
 async def test_cluster_invalidation_reaches_other_l1(cluster_url: str, prefix: str) -> None:
     channel = f"{prefix}:invalidate"
-    a = MultiTierCache.from_urls("memory://", cluster_url, invalidation_channel=channel)
-    b = MultiTierCache.from_urls("memory://", cluster_url, invalidation_channel=channel)
+    # a generous timeout, as above: a cluster client's first call learns the topology, which
+    # the default 0.1 s did not always cover on the busy shared machine
+    options = {"invalidation_channel": channel, "timeout_s": 2.0}
+    a = MultiTierCache.from_urls("memory://", cluster_url, **options)  # type: ignore[arg-type]
+    b = MultiTierCache.from_urls("memory://", cluster_url, **options)  # type: ignore[arg-type]
     key = f"{prefix}:v2:misc:value:1m:inv"
     try:
         assert await a.start() and await b.start()
