@@ -26,9 +26,9 @@ PUBLIC: dict[str, str] = {
     """,
     "tiers": """
         BreakerState Bus CacheError CacheUnavailable CircuitBreaker CorruptEntry
-        DEFAULT_MAX_BYTES DirectCacheAdapter Envelope HashRing Hit LEVELS MemcachedTier
-        MemoryTier MultiTierCache RedisBus RedisTier StoreItem TTLPolicy Tier TierLevel
-        UnencodableValue ValueTooLarge Write check_key decode encode tier_from_url
+        DEFAULT_MAX_BYTES DirectCacheAdapter Envelope EpochWatch HashRing Hit Kept LEVELS
+        MemcachedTier MemoryTier MultiTierCache RedisBus RedisTier StoreItem TTLPolicy Tier
+        TierLevel UnencodableValue ValueTooLarge Write check_key decode encode tier_from_url
     """,
     "schedules": """
         Boost CLOCK_HEADER Claim ClockElection ClockError DEFAULT_INTERVALS_S DEFAULT_PATH

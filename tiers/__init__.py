@@ -17,6 +17,7 @@ from tiers._breaker import BreakerState, CircuitBreaker
 from tiers._bus import Bus
 from tiers._direct import DirectCacheAdapter
 from tiers._envelope import DEFAULT_MAX_BYTES, Envelope, decode, encode
+from tiers._epoch import EpochWatch, Kept
 from tiers._errors import (
     CacheError,
     CacheUnavailable,
@@ -47,8 +48,10 @@ __all__ = [
     "CorruptEntry",
     "DirectCacheAdapter",
     "Envelope",
+    "EpochWatch",
     "HashRing",
     "Hit",
+    "Kept",
     "MemcachedTier",
     "MemoryTier",
     "MultiTierCache",
