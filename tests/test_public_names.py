@@ -45,8 +45,8 @@ PUBLIC: dict[str, str] = {
     "workers": "",
     "workers.agents": """
         CHANGELOGS CandlesView InvalidEvent OVERVIEW_PARTS OverviewAgents PhaseFollower
-        Runtime SymbolStore SymbolStream config_intervals decode_candles decode_ticker
-        install
+        Runtime SymbolStore SymbolStream config_intervals decode_book decode_candles
+        decode_ticker install
     """,
     "workers.analytics": """
         ALL BREAKOUT_SIGMAS CandleState MOMENTUM_ALPHA OverviewRow SIGNALS TickerState
