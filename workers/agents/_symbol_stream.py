@@ -458,7 +458,8 @@ class SymbolStream(mode.Service):
         except (CacheError, ValueError) as exc:
             # one bad value must not stop the stream; the tiers count their own failures
             WRITE_ERRORS.labels(type(exc).__name__).inc()
-            log.error("cache_write_failed", error=str(exc), keys=len(partition_of))
+            keys = sum(len(these) for these, _ in writes.values())
+            log.error("cache_write_failed", error=str(exc), keys=keys)
             ok = False
         WRITE_SECONDS.observe(time.perf_counter() - started)
         topic = rt.symbols_topic
