@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
+import signal
+import sys
 import time
 from typing import Any
 
@@ -19,6 +22,7 @@ from tests.workers.agents.conftest import (
     analysis_key,
     cached,
     eventually,
+    free_port,
     memcached_ttl,
     send_candles,
 )
@@ -204,3 +208,50 @@ async def test_candle_rows_are_merged_by_open_time_and_capped_at_500(
     assert await asyncio.to_thread(
         worker.counter, "warmfleet_agent_stale_skipped_total", topic=MARKET_OHLCV.named(namespace)
     ) == 1  # the replay  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_the_simulator_s_books_and_candles_reach_the_tiers_through_the_poller(
+    stack_urls: Any, namespace: str, redis_client: aioredis.Redis, tmp_path: Any
+) -> None:
+    """`warmfleet run` as a user runs it (simulator -> ccxt poller -> Kafka -> worker): the
+    book top and the candles of a listed symbol land in Redis under the contract's keys."""
+    reader, sim, metrics = free_port(), free_port(), free_port()
+    env = {
+        **os.environ,
+        "WARMFLEET_NAMESPACE": namespace, "WARMFLEET_KEY_PREFIX": namespace.rstrip("."),
+        "WARMFLEET_KAFKA_URL": stack_urls.kafka_url, "WARMFLEET_REDIS_URL": stack_urls.redis_url,
+        "WARMFLEET_MEMCACHED_URL": stack_urls.memcached_url, "WARMFLEET_HOME": str(tmp_path),
+    }  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "workers.cli", "run", "--phase", "market_hours", "--no-live",
+        "--reader-port", str(reader), "--sim-port", str(sim), "--metrics-base", str(metrics),
+        "--read-rate", "5", "--duration", "200",
+        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    book_key = analysis_key(namespace, "books", "binance", "BTC/USDT")
+    rows_key = candles_key(namespace, "BTC/USDT")
+    try:
+        book_env = await eventually(lambda: cached(redis_client, book_key), timeout_s=150)
+        rows_env = await eventually(lambda: cached(redis_client, rows_key), timeout_s=60)
+    finally:
+        if proc.returncode is None:
+            os.killpg(proc.pid, signal.SIGINT)
+        await asyncio.wait_for(proc.wait(), 60)
+    value = book_env["v"]
+    assert set(value) == {"exchange", "symbol", "bids", "asks", "best_bid", "best_ask", "depth"}
+    assert (value["exchange"], value["symbol"]) == ("binance", "BTC/USDT")
+    bids, asks = value["bids"], value["asks"]
+    assert 1 <= value["depth"] <= 10 and value["depth"] == max(len(bids), len(asks))
+    assert [b[0] for b in bids] == sorted((b[0] for b in bids), reverse=True)
+    assert [a[0] for a in asks] == sorted(a[0] for a in asks)
+    assert (value["best_bid"], value["best_ask"]) == (bids[0][0], asks[0][0])
+    assert value["best_bid"] < value["best_ask"]
+    candles_value = rows_env["v"]
+    assert (candles_value["symbol"], candles_value["timeframe"]) == ("BTC/USDT", "1m")
+    got = candles_value["rows"]
+    assert 1 <= len(got) <= 500 and all(len(r) == 6 for r in got)
+    assert [r[0] for r in got] == sorted({r[0] for r in got})  # oldest first, no repeats
+    assert rows_env["a"] == got[-1][0]
