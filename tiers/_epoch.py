@@ -141,7 +141,16 @@ class EpochWatch:
         return new
 
     async def _check(self, slot: Slot) -> bool:
-        keys = marker_keys(slot.tier, self.prefix)
+        tier = slot.tier
+        if isinstance(tier, RedisTier) and isinstance(tier.client, RedisCluster):
+            # the slot map is loaded by the first command: without it there is one marker
+            # for the whole cluster, and the per-node ones would look missing later
+            ok, _ = await self.calls.call(
+                slot, "get", tier.client.initialize, limit_s=self.write_timeout_s
+            )
+            if not ok:
+                return False
+        keys = marker_keys(tier, self.prefix)
         ok, envelopes = await self.calls.call(
             slot, "get", slot.tier.get_many, keys, limit_s=self.timeout_s
         )

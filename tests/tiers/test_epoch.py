@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import orjson
 import pytest
@@ -14,6 +15,7 @@ import redis.asyncio as aioredis
 
 from tests._servers import PrivateServer
 from tests.tiers.conftest import steady_policy
+from tests.tiers.test_cluster import start_cluster, stop_cluster
 from tiers import EpochWatch, Kept, MemcachedTier, MultiTierCache, RedisTier, Write
 from tiers._epoch import marker_keys
 
@@ -173,3 +175,40 @@ async def test_a_refill_the_tier_cannot_take_reports_them_failed(
         assert (done.written, done.failed) == (0, 1)  # so the caller tries again
     finally:
         await cache.close()
+
+
+async def test_each_redis_cluster_primary_has_its_marker_and_one_emptied_is_found(
+    tmp_path: Path,
+) -> None:
+    ports, procs = start_cluster(tmp_path)
+    cache = MultiTierCache.from_urls(
+        f"redis+cluster://127.0.0.1:{ports[0]}", ttl_policy=steady_policy(), timeout_s=2.0,
+        invalidation_channel=None,
+    )  # fmt: skip
+    watch = cache.epoch_watch(PREFIX)
+    try:
+        assert await watch.check() == ["redis"]
+        keys = marker_keys(cache.tiers[0], PREFIX)
+        assert len(keys) == 3  # one per primary
+        seed = aioredis.from_url(f"redis://127.0.0.1:{ports[0]}")
+        try:
+            ranges = await seed.execute_command("CLUSTER", "SLOTS")
+            owners = set()
+            for key in keys:
+                slot = int(await seed.execute_command("CLUSTER", "KEYSLOT", key))
+                owners |= {int(r[2][1]) for r in ranges if int(r[0]) <= slot <= int(r[1])}
+        finally:
+            await seed.aclose()
+        assert owners == set(ports)  # each primary holds one
+        assert await watch.check() == []
+        # one node loses its data (a restart without persistence): its marker goes with it
+        node = aioredis.from_url(f"redis://127.0.0.1:{ports[1]}")
+        try:
+            await node.flushall()
+        finally:
+            await node.aclose()
+        assert await new_after_restart(watch) == ["redis"]
+        assert await watch.check() == []
+    finally:
+        await cache.close()
+        stop_cluster(procs)
