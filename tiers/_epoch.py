@@ -264,8 +264,8 @@ class EpochWatch:
         return Refilled(written, len(stored) - written, expired)
 
     def _ttls(self, chunk: Sequence[Kept], at: int) -> list[float]:
-        """The fresh TTL of each entry in this tier, as the policy gives it (per warm
-        interval, since coverage depends on it)."""
+        """The fresh TTL of each entry in this tier, as the write path's policy gives it
+        (per warm interval, since coverage depends on it; with the keys' measured heat)."""
         out: list[float] = [0.0] * len(chunk)
         by_interval: dict[float | None, list[int]] = {}
         for i, kept in enumerate(chunk):
@@ -274,6 +274,7 @@ class EpochWatch:
             rows = self.policy.ttls_many(
                 [(chunk[i].write.data_type, chunk[i].write.volatility) for i in positions],
                 self.levels, warm_interval=interval,
+                keys=None if self.policy.heat is None else [chunk[i].write.key for i in positions],
             )  # fmt: skip
             for i, row in zip(positions, rows, strict=True):
                 out[i] = row[at]

@@ -24,8 +24,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def worker_app() -> object:
     """One granian worker's app (called in each worker process)."""
-    from readers import ServerOptions, create_app
-    from tiers import MultiTierCache
+    from readers import OriginWatch, ServerOptions, create_app
+    from tiers import HeatRecorder, MultiTierCache
 
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)  # type: ignore[arg-type]
@@ -33,6 +33,11 @@ def worker_app() -> object:
     cache = MultiTierCache.from_urls(
         settings.memory_url, settings.memcached_url, settings.redis_url
     )
+    heat = HeatRecorder(settings.redis_url, prefix=settings.key_prefix)  # the hot set
+
+    async def close() -> None:
+        await heat.close()
+        await cache.close()
 
     async def ready() -> bool:
         # ready while at least one shared tier (L2/L3) is not cut off by its breaker
@@ -56,7 +61,9 @@ def worker_app() -> object:
         ready=ready,
         limits=options.limits,
         watch_port=options.port,
-        on_close=cache.close,
+        on_close=close,
+        origins=OriginWatch(settings.redis_url, settings.key_prefix),  # for stale-if-error
+        on_read=heat.touch,
     )
 
 
