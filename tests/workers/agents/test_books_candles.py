@@ -11,6 +11,8 @@ import os
 import signal
 import sys
 import time
+import urllib.error
+import urllib.request
 from typing import Any
 
 import orjson
@@ -69,6 +71,16 @@ def candles(symbol: str, polled: list[list[float]], received: int) -> bytes:
             "__faust": {"ns": "topics.records.Candles"},
         }
     )  # fmt: skip
+
+
+def http_get(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as resp:
+            return resp.status, orjson.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+    except (urllib.error.URLError, OSError):
+        return 0, None
 
 
 def candles_key(namespace: str, symbol: str) -> str:
@@ -215,8 +227,9 @@ async def test_candle_rows_are_merged_by_open_time_and_capped_at_500(
 async def test_the_simulator_s_books_and_candles_reach_the_tiers_through_the_poller(
     stack_urls: Any, namespace: str, redis_client: aioredis.Redis, tmp_path: Any
 ) -> None:
-    """`warmfleet run` as a user runs it (simulator -> ccxt poller -> Kafka -> worker): the
-    book top and the candles of a listed symbol land in Redis under the contract's keys."""
+    """`warmfleet run` as a user runs it (simulator -> ccxt poller -> Kafka -> worker ->
+    reader): the book top and the candles of a symbol being read land in the tiers under the
+    contract's keys and come back over HTTP."""
     reader, sim, metrics = free_port(), free_port(), free_port()
     env = {
         **os.environ,
@@ -233,13 +246,28 @@ async def test_the_simulator_s_books_and_candles_reach_the_tiers_through_the_pol
     )  # fmt: skip
     book_key = analysis_key(namespace, "books", "binance", "BTC/USDT")
     rows_key = candles_key(namespace, "BTC/USDT")
+    base = f"http://127.0.0.1:{reader}"
+
+    async def served(path: str) -> dict[str, Any] | None:
+        # a read also makes the symbol hot, which is what makes the clock warm it
+        status, body = await asyncio.to_thread(http_get, base + path)
+        return body if status == 200 else None
+
     try:
-        book_env = await eventually(lambda: cached(redis_client, book_key), timeout_s=150)
-        rows_env = await eventually(lambda: cached(redis_client, rows_key), timeout_s=60)
+        book_http = await eventually(lambda: served("/v2/books/binance/BTC-USDT"), 150, 1.0)
+        rows_http = await eventually(
+            lambda: served("/v2/candles/binance/BTC-USDT?timeframe=1m&limit=500"), 90, 1.0
+        )
+        book_env = await eventually(lambda: cached(redis_client, book_key), timeout_s=10)
+        rows_env = await eventually(lambda: cached(redis_client, rows_key), timeout_s=10)
     finally:
         if proc.returncode is None:
             os.killpg(proc.pid, signal.SIGINT)
         await asyncio.wait_for(proc.wait(), 60)
+    # what the reader serves is the agents' value, as docs/contracts.md spells it
+    assert set(book_http["value"]) == set(book_env["v"])
+    assert book_http["value"]["exchange"] == "binance"
+    assert rows_http["value"]["timeframe"] == "1m"
     value = book_env["v"]
     assert set(value) == {"exchange", "symbol", "bids", "asks", "best_bid", "best_ask", "depth"}
     assert (value["exchange"], value["symbol"]) == ("binance", "BTC/USDT")
