@@ -26,10 +26,10 @@ PUBLIC: dict[str, str] = {
     """,
     "tiers": """
         BreakerState Bus CacheError CacheUnavailable CircuitBreaker CorruptEntry
-        DEFAULT_MAX_BYTES DirectCacheAdapter Envelope HashRing HeatRecorder HeatView Hit
-        HotSetOptions LEVELS MemcachedTier
-        MemoryTier MultiTierCache RedisBus RedisTier StoreItem TTLPolicy Tier TierLevel
-        UnencodableValue ValueTooLarge Write check_key decode encode tier_from_url
+        DEFAULT_MAX_BYTES DirectCacheAdapter Envelope EpochWatch HashRing HeatRecorder
+        HeatView Hit HotSetOptions Kept LEVELS MemcachedTier MemoryTier MultiTierCache
+        RedisBus RedisTier StoreItem TTLPolicy Tier TierLevel UnencodableValue ValueTooLarge
+        Write check_key decode encode tier_from_url
     """,
     "schedules": """
         Boost CLOCK_HEADER Claim ClockElection ClockError DEFAULT_INTERVALS_S DEFAULT_PATH
@@ -46,8 +46,8 @@ PUBLIC: dict[str, str] = {
     "workers": "",
     "workers.agents": """
         CHANGELOGS CandlesView InvalidEvent OVERVIEW_PARTS OverviewAgents PhaseFollower
-        Runtime SymbolStore SymbolStream config_intervals decode_candles decode_ticker
-        install
+        Runtime SymbolStore SymbolStream config_intervals decode_book decode_candles
+        decode_ticker install
     """,
     "workers.analytics": """
         ALL BREAKOUT_SIGMAS CandleState MOMENTUM_ALPHA OverviewRow SIGNALS TickerState

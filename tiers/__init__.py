@@ -21,6 +21,7 @@ from tiers._breaker import BreakerState, CircuitBreaker
 from tiers._bus import Bus
 from tiers._direct import DirectCacheAdapter
 from tiers._envelope import DEFAULT_MAX_BYTES, Envelope, decode, encode
+from tiers._epoch import EpochWatch, Kept
 from tiers._errors import (
     CacheError,
     CacheUnavailable,
@@ -52,11 +53,13 @@ __all__ = [
     "CorruptEntry",
     "DirectCacheAdapter",
     "Envelope",
+    "EpochWatch",
     "HashRing",
     "HeatRecorder",
     "HeatView",
     "Hit",
     "HotSetOptions",
+    "Kept",
     "MemcachedTier",
     "MemoryTier",
     "MultiTierCache",

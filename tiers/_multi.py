@@ -28,6 +28,7 @@ from tiers._bus import DROPPED, Bus
 from tiers._calls import Options, Parts, Slot, TierCalls
 from tiers._coherence import Coherence
 from tiers._envelope import DEFAULT_MAX_BYTES, now_ms
+from tiers._epoch import MARKER_PREFIX, EpochWatch
 from tiers._errors import CacheError
 from tiers._hit import Hit, Write
 from tiers._keys import check_key
@@ -252,6 +253,15 @@ class MultiTierCache:
         )
         if self._coherence is not None:
             await self._coherence.announce([(key, DROPPED)])
+
+    def epoch_watch(self, prefix: str = MARKER_PREFIX) -> EpochWatch:
+        """A watch for a lower tier that came back empty, and its refill (``tiers._epoch``);
+        its marker keys start with ``prefix``."""
+        return EpochWatch(
+            self._lower, self._calls, self.policy, self.levels, timeout_s=self.timeout_s,
+            write_timeout_s=self.write_timeout_s, source=self.source,
+            max_value_bytes=self.max_value_bytes, prefix=prefix,
+        )  # fmt: skip
 
     # ---- lifecycle ------------------------------------------------------------------
 

@@ -7,7 +7,13 @@ from __future__ import annotations
 import faust
 import structlog
 
-from workers.agents._decode import CandlesView, InvalidEvent, decode_candles, decode_ticker
+from workers.agents._decode import (
+    CandlesView,
+    InvalidEvent,
+    decode_book,
+    decode_candles,
+    decode_ticker,
+)
 from workers.agents._overview import OverviewAgents
 from workers.agents._phase import PhaseFollower, config_intervals
 from workers.agents._runtime import OVERVIEW_PARTS, Runtime
@@ -26,6 +32,7 @@ __all__ = [
     "SymbolStore",
     "SymbolStream",
     "config_intervals",
+    "decode_book",
     "decode_candles",
     "decode_ticker",
     "install",

@@ -10,6 +10,7 @@ Kafka timestamp also bounds ``received_ms`` (``topics/_contract.py`` explains bo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from topics import (
     InvalidRecord,
     Limits,
     WarmfleetError,
+    book_fields,
     candles_fields,
     decode,
     symbol_key,
@@ -41,6 +43,7 @@ class CandlesView:
     timeframe: str
     rows: list[list[float]]
     as_of_ms: int
+    received_ms: int = 0
 
 
 def _check_key(key: bytes | None, exchange: str, symbol: str) -> str:
@@ -68,6 +71,22 @@ def _published_after(fields: dict[str, Any], timestamp_ms: int | None, limits: L
         )
 
 
+def _checked(
+    check: Callable[..., dict[str, Any]],
+    raw: bytes | None,
+    now_ms: int,
+    timestamp_ms: int | None,
+    limits: Limits,
+) -> dict[str, Any]:
+    """The record's fields by its contract's ``check``, published after received."""
+    try:
+        fields = check(decode(raw, limits), now_ms=now_ms, limits=limits)
+        _published_after(fields, timestamp_ms, limits)
+    except InvalidRecord as exc:
+        raise _invalid(exc) from exc
+    return fields
+
+
 def decode_ticker(
     key: bytes | None,
     raw: bytes | None,
@@ -78,11 +97,7 @@ def decode_ticker(
 ) -> tuple[str, TickerView, dict[str, Any]]:
     """``(table key, ticker, document)`` from a ``market.tickers`` message: the document is
     the validated record as readers get it from ``/v2/tickers`` (its known fields only)."""
-    try:
-        fields = ticker_fields(decode(raw, limits), now_ms=now_ms, limits=limits)
-        _published_after(fields, timestamp_ms, limits)
-    except InvalidRecord as exc:
-        raise _invalid(exc) from exc
+    fields = _checked(ticker_fields, raw, now_ms, timestamp_ms, limits)
     exchange, symbol = fields["exchange"], fields["symbol"]
     view = TickerView(
         exchange, symbol, fields["last"], fields["bid"], fields["ask"], fields["open"],
@@ -100,11 +115,31 @@ def decode_candles(
     limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[str, CandlesView]:
     """``(table key, candles)`` from a ``market.ohlcv`` message."""
-    try:
-        fields = candles_fields(decode(raw, limits), now_ms=now_ms, limits=limits)
-        _published_after(fields, timestamp_ms, limits)
-    except InvalidRecord as exc:
-        raise _invalid(exc) from exc
+    fields = _checked(candles_fields, raw, now_ms, timestamp_ms, limits)
     exchange, symbol = fields["exchange"], fields["symbol"]
-    view = CandlesView(exchange, symbol, fields["timeframe"], fields["rows"], fields["as_of_ms"])
+    view = CandlesView(
+        exchange, symbol, fields["timeframe"], fields["rows"], fields["as_of_ms"],
+        fields["received_ms"],
+    )  # fmt: skip
     return _check_key(key, exchange, symbol), view
+
+
+def decode_book(
+    key: bytes | None,
+    raw: bytes | None,
+    *,
+    now_ms: int,
+    timestamp_ms: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> tuple[str, dict[str, Any], int]:
+    """``(table key, book document, as_of_ms)`` from a ``market.books`` message. The
+    document is what readers get from ``/v2/books``: both sides best first as polled, the
+    best bid and ask, and ``depth``, the number of levels of the longer side."""
+    fields = _checked(book_fields, raw, now_ms, timestamp_ms, limits)
+    exchange, symbol = fields["exchange"], fields["symbol"]
+    bids, asks = fields["bids"], fields["asks"]
+    document = {
+        "exchange": exchange, "symbol": symbol, "bids": bids, "asks": asks,
+        "best_bid": bids[0][0], "best_ask": asks[0][0], "depth": max(len(bids), len(asks)),
+    }  # fmt: skip
+    return _check_key(key, exchange, symbol), document, fields["as_of_ms"]

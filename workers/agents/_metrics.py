@@ -45,3 +45,19 @@ TIER_WRITES = Counter(
     "Values the agents wrote that each tier accepted (set_many's answer)",
     ["tier"],
 )
+REFILLS = Counter(
+    "warmfleet_agent_refills_total",
+    "Cold-tier refills: a tier found new (epoch marker missing or changed) and refilled",
+    ["tier", "stage"],
+)
+REFILL_KEYS = Counter(
+    "warmfleet_agent_refill_keys_total",
+    "Keys a refill offered a tier: written, or refused because the tier held a newer as_of",
+    ["tier", "outcome"],
+)
+REFILL_SECONDS = Histogram(
+    "warmfleet_agent_refill_seconds",
+    "From a tier found new to every key this worker holds written into it",
+    ["tier"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0),
+)

@@ -27,6 +27,7 @@ from tiers import CacheError, Write
 from topics import ANALYSIS_OVERVIEW, MARKET_TICKERS, now_ms
 from topics.records import MarketOverview
 from workers.agents._metrics import FRESHNESS, LAG, OVERVIEWS, WRITE_ERRORS
+from workers.agents._refill import NO_PARTITION
 from workers.agents._runtime import OVERVIEW_PARTS, Runtime, record_bytes
 from workers.agents._symbol_stream import SymbolStream, count_tier_writes
 from workers.analytics import OverviewRow, overview_row, overviews
@@ -132,10 +133,10 @@ class OverviewAgents:
             for scope, overview in every.items()
             if overview["symbols"] > 0
         ]
+        interval = rt.interval("overview")
+        rt.kept.remember(writes, [NO_PARTITION] * len(writes), now_ms(), interval)
         try:
-            count_tier_writes(
-                await rt.cache.set_many(writes, warm_interval=rt.interval("overview"))
-            )
+            count_tier_writes(await rt.cache.set_many(writes, warm_interval=interval))
         except (CacheError, ValueError) as exc:
             WRITE_ERRORS.labels(type(exc).__name__).inc()
             log.error("overview_write_failed", error=str(exc))

@@ -11,6 +11,7 @@ from topics import (
     ANALYSIS_SYMBOLS,
     CONTROL_PHASE,
     DEAD_LETTER,
+    MARKET_BOOKS,
     MARKET_OHLCV,
     MARKET_TICKERS,
     TopicSpec,
@@ -19,6 +20,7 @@ from topics import (
 )
 from workers.agents._phase import PhaseFollower
 from workers.agents._progress import Progress
+from workers.agents._refill import KeptWrites
 from workers.settings import Settings
 
 __all__ = ["OVERVIEW_PARTS", "Runtime", "record_bytes"]
@@ -27,7 +29,7 @@ __all__ = ["OVERVIEW_PARTS", "Runtime", "record_bytes"]
 OVERVIEW_PARTS = TopicSpec("analysis.overview.parts", 1, 24 * 3600 * 1000, False, "partition")
 
 
-#: cache keys remembered per worker (3 per symbol); past this the memo starts again
+#: cache keys remembered per worker (5 per symbol); past this the memo starts again
 KEYS_REMEMBERED = 300_000
 
 
@@ -38,6 +40,7 @@ class Runtime:
         self.app_id = f"{ns}warmfleet-agents"
         self.tickers_topic = MARKET_TICKERS.named(ns)
         self.ohlcv_topic = MARKET_OHLCV.named(ns)
+        self.books_topic = MARKET_BOOKS.named(ns)
         self.symbols_topic = ANALYSIS_SYMBOLS.named(ns)
         self.overview_topic = ANALYSIS_OVERVIEW.named(ns)
         self.parts_topic = OVERVIEW_PARTS.named(ns)
@@ -51,6 +54,8 @@ class Runtime:
         self.progress.guard(self.parts_topic)
         #: most events one batch of the symbol stream takes (it takes what has arrived)
         self.batch_max = 20_000
+        #: the latest write of every key this worker wrote: what a cold tier is refilled with
+        self.kept = KeptWrites()
         self._cache: MultiTierCache | None = None
         #: the fleet's hot set: each key's measured access weight in the TTL policy
         self.heat = HeatView(settings.redis_url, prefix=settings.key_prefix)

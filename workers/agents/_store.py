@@ -1,11 +1,15 @@
 """Per-symbol state of the partitions one worker owns, backed by compacted changelog topics.
 
-Two tables, ``symbol-ticks`` (``TickerState``) and ``symbol-candles`` (``CandleState``),
-keyed ``exchange:symbol``. Every change is written to the table's changelog partition with
-the same number as the source partition the key lives on, so a worker that is assigned
-partition ``p`` of the source topics rebuilds exactly those keys by reading partition ``p``
-of each changelog to its end. The topic names and the JSON values are the ones the Faust
-tables of earlier versions wrote (their keys were JSON strings, read here too).
+Three tables: ``symbol-ticks`` (``TickerState``) and ``symbol-candles`` (``CandleState``),
+keyed ``exchange:symbol``, and ``symbol-series`` (``CandleSeries``: the latest candle rows,
+at most ``SERIES_ROWS``, that readers get from the candles key), keyed
+``exchange:symbol:timeframe``. The book tops need no table: a book is cached as polled, and
+only its ``as_of`` is kept (in memory) to refuse an older one. Every change is written to
+the table's changelog partition with the same number as the source partition the key lives
+on, so a worker that is assigned partition ``p`` of the source topics rebuilds exactly those
+keys by reading partition ``p`` of each changelog to its end. The ticks and candles topic
+names and JSON values are the ones the Faust tables of earlier versions wrote (their keys
+were JSON strings, read here too).
 
 Healing: a state whose ``as_of_ms`` lies in the future (beyond the contract's clock skew)
 can only come from before the contract refused such events. Kept, it would make every real
@@ -18,6 +22,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import structlog
@@ -37,7 +43,13 @@ CANDLES_CHANGELOG = TopicSpec(
     "warmfleet-agents-symbol-candles-changelog", MARKET_OHLCV.partitions, None, True,
     "exchange:symbol",
 )  # fmt: skip
-CHANGELOGS = (TICKS_CHANGELOG, CANDLES_CHANGELOG)
+SERIES_CHANGELOG = TopicSpec(
+    "warmfleet-agents-symbol-series-changelog", MARKET_OHLCV.partitions, None, True,
+    "exchange:symbol:timeframe",
+)  # fmt: skip
+CHANGELOGS = (TICKS_CHANGELOG, CANDLES_CHANGELOG, SERIES_CHANGELOG)
+#: candle rows kept (and cached) per (exchange, symbol, timeframe)
+SERIES_ROWS = 500
 #: a recovery that takes longer fails (and is retried with the next batch)
 RECOVERY_TIMEOUT_S = 120.0
 
@@ -62,6 +74,61 @@ def candles_from(value: bytes) -> CandleState:
     return CandleState.from_dict(orjson.loads(value))
 
 
+@dataclass(frozen=True, slots=True)
+class CandleSeries:
+    """The latest candle rows of one (exchange, symbol, timeframe), oldest first."""
+
+    exchange: str
+    symbol: str
+    timeframe: str
+    rows: list[list[float]]
+    as_of_ms: int
+    received_ms: int
+
+    def newer_than(self, other: CandleSeries | None) -> bool:
+        """A poll with the same ``as_of`` (the last row's open) received later may revise
+        the last row: it is newer; a replay of one already merged is not."""
+        return other is None or (self.as_of_ms, self.received_ms) > (
+            other.as_of_ms, other.received_ms,
+        )  # fmt: skip
+
+    def merged(self, kept: CandleSeries | None, most: int = SERIES_ROWS) -> CandleSeries:
+        """These rows merged into ``kept``'s by ``open_ms`` (these win), the last ``most``."""
+        if kept is None:
+            rows = self.rows[-most:]
+        else:
+            by_open = {row[0]: row for row in kept.rows}
+            by_open.update((row[0], row) for row in self.rows)
+            rows = [by_open[t] for t in sorted(by_open)[-most:]]
+        return CandleSeries(
+            self.exchange, self.symbol, self.timeframe, rows, self.as_of_ms, self.received_ms
+        )
+
+    def value(self) -> dict[str, Any]:
+        """What the candles key holds (docs/contracts.md)."""
+        return {
+            "exchange": self.exchange, "symbol": self.symbol, "timeframe": self.timeframe,
+            "rows": self.rows,
+        }  # fmt: skip
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            {**self.value(), "as_of_ms": self.as_of_ms, "received_ms": self.received_ms}
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> CandleSeries:
+        fields = orjson.loads(raw)
+        return cls(
+            fields["exchange"], fields["symbol"], fields["timeframe"], fields["rows"],
+            int(fields["as_of_ms"]), int(fields["received_ms"]),
+        )  # fmt: skip
+
+
+def series_key(exchange: str, symbol: str, timeframe: str) -> str:
+    return f"{exchange}:{symbol}:{timeframe}"
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -71,10 +138,16 @@ class SymbolStore:
         self.limits = limits
         self.ticks_changelog = TICKS_CHANGELOG.named(namespace)
         self.candles_changelog = CANDLES_CHANGELOG.named(namespace)
+        self.series_changelog = SERIES_CHANGELOG.named(namespace)
         self.ticks: dict[str, TickerState] = {}
         self.candles: dict[str, CandleState] = {}
         #: key -> the source partition it lives on
         self.partition_of: dict[str, int] = {}
+        #: ``exchange:symbol:timeframe`` -> rows, and the source partition of each
+        self.series: dict[str, CandleSeries] = {}
+        self.series_partition: dict[str, int] = {}
+        #: ``exchange:symbol`` -> as_of_ms of the latest book top cached
+        self.books: dict[str, int] = {}
         #: source partitions recovered and being processed here
         self.owned: set[int] = set()
         self.recovering = False
@@ -91,6 +164,11 @@ class SymbolStore:
     def heal_candles(self, key: str) -> None:
         state = self.candles.pop(key, None)
         self._healed(self.candles_changelog, key, state.as_of_ms if state else None)
+
+    def heal_series(self, key: str) -> None:
+        series = self.series.pop(key, None)
+        self.series_partition.pop(key, None)
+        self._healed(self.series_changelog, key, series.as_of_ms if series else None)
 
     def _healed(self, topic: str, key: str, as_of_ms: int | None) -> None:
         self.healed += 1
@@ -110,9 +188,13 @@ class SymbolStore:
             del self.partition_of[key]
             self.ticks.pop(key, None)
             self.candles.pop(key, None)
+            self.books.pop(key, None)
+        for key in [k for k, p in self.series_partition.items() if p in gone]:
+            del self.series_partition[key]
+            del self.series[key]
 
     async def recover(self, reader: AIOKafkaConsumer, partitions: Iterable[int]) -> int:
-        """Read both changelogs' ``partitions`` to their end offsets into the tables, then
+        """Read the changelogs' ``partitions`` to their end offsets into the tables, then
         own them. Returns the number of changelog records read."""
         wanted = sorted(set(partitions) - self.owned)
         if not wanted:
@@ -123,7 +205,7 @@ class SymbolStore:
         try:
             tps = [
                 TopicPartition(topic, p)
-                for topic in (self.ticks_changelog, self.candles_changelog)
+                for topic in (self.ticks_changelog, self.candles_changelog, self.series_changelog)
                 for p in wanted
             ]
             reader.assign(tps)
@@ -170,6 +252,18 @@ class SymbolStore:
                     self._healed(tp.topic, key, ticks.as_of_ms)
                     return
                 self.ticks[key] = ticks
+            elif tp.topic == self.series_changelog:
+                if value is None:
+                    self.series.pop(key, None)
+                    self.series_partition.pop(key, None)
+                    return
+                series = CandleSeries.from_bytes(value)
+                if series.as_of_ms > self._horizon:
+                    self._healed(tp.topic, key, series.as_of_ms)
+                    return
+                self.series[key] = series
+                self.series_partition[key] = tp.partition
+                return
             else:
                 if value is None:
                     self.candles.pop(key, None)
@@ -179,7 +273,7 @@ class SymbolStore:
                     self._healed(tp.topic, key, candles.as_of_ms)
                     return
                 self.candles[key] = candles
-        except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+        except (orjson.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
             # a record this version cannot read: the next event of the key starts afresh
             log.warning("changelog_record_skipped", topic=tp.topic, key=key, error=str(exc))
             return

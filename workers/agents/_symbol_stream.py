@@ -1,5 +1,7 @@
-"""The per-symbol hot path: ``market.tickers`` and ``market.ohlcv`` -> table state ->
-volatility, signals and the latest ticker in all three tiers -> ``analysis.symbols``.
+"""The per-symbol hot path: ``market.tickers``, ``market.ohlcv`` and ``market.books`` ->
+table state -> volatility, signals, the latest ticker, book top and candle rows in all
+three tiers -> ``analysis.symbols``. What it wrote is kept for the cold-tier refill
+(``workers/agents/_refill.py``), which runs beside it.
 
 It is a service of the Faust app (started and stopped with the worker), but it reads its
 topics with one aiokafka consumer and ``getmany`` batches rather than through a Faust
@@ -10,8 +12,8 @@ sustain. README.md has the figures.
 
 Delivery is at-least-once with exactly-once effects:
 
-- The consumer group ``<app id>-symbols`` subscribes to both source topics with the range
-  assignor, which gives the same partition numbers of both topics (co-partitioned by key)
+- The consumer group ``<app id>-symbols`` subscribes to the source topics with the range
+  assignor, which gives the same partition numbers of all three (co-partitioned by key)
   to the same worker. The tables of those partitions are read from their changelogs
   (``workers/agents/_store.py``) before any of their events is processed.
 - One batch: decode and validate each event (bad ones -> dead-letter topic with the reason
@@ -29,6 +31,7 @@ Delivery is at-least-once with exactly-once effects:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import time
 from collections import deque
@@ -44,11 +47,20 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from tiers import CacheError, Write
-from topics import ANALYSIS_SYMBOLS, DEAD_LETTER, MARKET_TICKERS, now_ms
+from topics import (
+    ANALYSIS_SYMBOLS,
+    DEAD_LETTER,
+    MARKET_BOOKS,
+    MARKET_OHLCV,
+    MARKET_TICKERS,
+    now_ms,
+    symbol_key,
+)
 from topics.kafka import start_producer
 from topics.records import DeadLetter, SymbolAnalysis
 from workers.agents._deadletter import count_dead_letter, dead_letter
-from workers.agents._decode import InvalidEvent, decode_candles, decode_ticker
+from workers.agents._decode import InvalidEvent, decode_book, decode_candles, decode_ticker
+from workers.agents._fold import WRITTEN, Folded, decoded_or_rejected, merge_series, newer
 from workers.agents._metrics import (
     EVENTS,
     LAG,
@@ -60,11 +72,10 @@ from workers.agents._metrics import (
     WRITE_SECONDS,
 )  # fmt: skip
 from workers.agents._outbox import Outbox
+from workers.agents._refill import Refill
 from workers.agents._runtime import Runtime, record_bytes
 from workers.agents._store import SymbolStore, candles_value, ticker_value
 from workers.analytics import (
-    CandleState,
-    TickerState,
     candle_state,
     observe_ticker,
     symbol_analysis,
@@ -74,8 +85,9 @@ log = structlog.get_logger(__name__)
 
 # analysis.symbols is published to the source partition, which is the key's partition there
 assert ANALYSIS_SYMBOLS.partitions == MARKET_TICKERS.partitions
+# one worker owns a symbol's ticker, candles and book: the range assignor needs equal counts
+assert MARKET_TICKERS.partitions == MARKET_OHLCV.partitions == MARKET_BOOKS.partitions
 
-States = dict[str, tuple[TickerState | None, CandleState | None]]
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 
 COMMIT_EVERY_S = 1.0
@@ -124,6 +136,8 @@ class SymbolStream(mode.Service):
         self._reader: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._loop_task: asyncio.Task[None] | None = None
+        self.refill: Refill | None = None
+        self._refill_task: asyncio.Task[None] | None = None
         #: deliveries of handled batches, oldest first; each waits for the one before it
         self._deliveries: deque[asyncio.Task[None]] = deque()
         self._undelivered = False
@@ -158,7 +172,8 @@ class SymbolStream(mode.Service):
         await self._reader.start()
         await self._consumer.start()
         self._consumer.subscribe(
-            [self.rt.tickers_topic, self.rt.ohlcv_topic], listener=_Rebalance(self)
+            [self.rt.tickers_topic, self.rt.ohlcv_topic, self.rt.books_topic],
+            listener=_Rebalance(self),
         )
         # Everything built so far (modules, Faust's app, the clients) lives as long as the
         # worker; out of the collector's sight, a full collection no longer walks it in the
@@ -166,10 +181,16 @@ class SymbolStream(mode.Service):
         gc.collect()
         gc.freeze()
         self._loop_task = asyncio.create_task(self._run(), name="symbol-stream")
+        self.refill = Refill(self.rt.cache, self.rt.kept, prefix=self.rt.settings.key_prefix)
+        self._refill_task = asyncio.create_task(self.refill.run(), name="tier-refill")
 
     async def on_stop(self) -> None:
         # before mode cancels anything: let the batch in flight finish, then commit it
         self._stopping = True
+        if self._refill_task is not None:
+            self._refill_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refill_task
         if self._loop_task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._loop_task), timeout=30)
@@ -237,13 +258,10 @@ class SymbolStream(mode.Service):
 
     async def handle(self, batch: Batch) -> None:
         store, rt = self.store, self.rt
-        tickers_topic, ohlcv_topic = rt.tickers_topic, rt.ohlcv_topic
-        ticks: dict[str, TickerState] = {}
-        candles: dict[str, CandleState] = {}
-        stamps: list[int] = []  # Kafka timestamps (ms) of the events folded in
-        documents: dict[str, dict[str, Any]] = {}
-        partition_of: dict[str, int] = {}
-        rejected: list[tuple[ConsumerRecord[bytes, bytes], InvalidEvent]] = []
+        tickers_topic, ohlcv_topic, books_topic = rt.tickers_topic, rt.ohlcv_topic, rt.books_topic
+        folded = Folded()
+        ticks, candles, series, books = folded.ticks, folded.candles, folded.series, folded.books
+        stamps, partition_of, rejected = folded.stamps, folded.partition_of, folded.rejected
         processed: dict[TopicPartition, int] = {}
         limits = rt.settings.contract_limits
         now = now_ms()
@@ -256,63 +274,61 @@ class SymbolStream(mode.Service):
             stale = 0
             if tp.topic == tickers_topic:
                 for record in records:
-                    try:
-                        key, view, document = decode_ticker(
-                            record.key, record.value, now_ms=now, timestamp_ms=record.timestamp,
-                            limits=limits,
-                        )  # fmt: skip
-                    except InvalidEvent as exc:
-                        rejected.append((record, exc))
+                    ticker = decoded_or_rejected(decode_ticker, record, now, limits, rejected)
+                    if ticker is None:
                         continue
-                    state = ticks.get(key) or store.ticks.get(key)
-                    if state is not None and view.as_of_ms <= state.as_of_ms:
-                        if state.as_of_ms <= horizon:
-                            stale += 1
-                            continue
-                        store.heal_ticks(key)  # a state from the future never blocks
-                        state = None
+                    key, view, document = ticker
+                    fold, state = newer(
+                        key, view.as_of_ms, ticks, store.ticks, store.heal_ticks, horizon
+                    )
+                    if not fold:
+                        stale += 1
+                        continue
                     ticks[key] = observe_ticker(state, view)
                     stamps.append(record.timestamp)
-                    documents[key] = document
+                    folded.documents[key] = document
                     partition_of[key] = tp.partition
             elif tp.topic == ohlcv_topic:
                 for record in records:
-                    try:
-                        key, cview = decode_candles(
-                            record.key, record.value, now_ms=now, timestamp_ms=record.timestamp,
-                            limits=limits,
-                        )  # fmt: skip
-                    except InvalidEvent as exc:
-                        rejected.append((record, exc))
+                    decoded = decoded_or_rejected(decode_candles, record, now, limits, rejected)
+                    if decoded is None:
                         continue
-                    previous = candles.get(key) or store.candles.get(key)
-                    if previous is not None and cview.as_of_ms <= previous.as_of_ms:
-                        if previous.as_of_ms <= horizon:
-                            stale += 1
-                            continue
-                        store.heal_candles(key)
-                        previous = None
-                    candles[key] = candle_state(
-                        cview.exchange, cview.symbol, cview.timeframe, cview.rows,
-                        cview.as_of_ms, previous,
-                    )  # fmt: skip
+                    key, cview = decoded
+                    merged = merge_series(folded, store, cview, tp.partition, horizon)
+                    fold, previous = newer(
+                        key, cview.as_of_ms, candles, store.candles, store.heal_candles, horizon
+                    )
+                    if fold:
+                        candles[key] = candle_state(
+                            cview.exchange, cview.symbol, cview.timeframe, cview.rows,
+                            cview.as_of_ms, previous,
+                        )  # fmt: skip
+                        partition_of[key] = tp.partition
+                    if fold or merged:
+                        stamps.append(record.timestamp)
+                    else:
+                        stale += 1
+            elif tp.topic == books_topic:
+                for record in records:
+                    book = decoded_or_rejected(decode_book, record, now, limits, rejected)
+                    if book is None:
+                        continue
+                    key, document, as_of = book
+                    held = books.get(key)
+                    newest = held[1] if held is not None else store.books.get(key)
+                    if newest is not None and as_of <= newest <= horizon:
+                        stale += 1
+                        continue
+                    books[key] = (document, as_of, tp.partition)
                     stamps.append(record.timestamp)
-                    partition_of[key] = tp.partition
             if stale:
                 STALE.labels(tp.topic).inc(stale)
         assert self._producer is not None
         outbox = Outbox(self._producer)
         for bad, why in rejected:
             self._dead_letter(outbox, bad, why)
-        if partition_of:
-            states: States = {
-                key: (
-                    ticks.get(key) or store.ticks.get(key),
-                    candles.get(key) or store.candles.get(key),
-                )
-                for key in partition_of
-            }  # fmt: skip
-            if await self._write_tiers(states, documents, partition_of, outbox):
+        if partition_of or books or series:
+            if await self._write_tiers(folded, outbox):
                 written = time.time() * 1000.0
                 for stamp in stamps:
                     TIER_LATENCY.observe((written - stamp) / 1000.0)
@@ -325,6 +341,13 @@ class SymbolStream(mode.Service):
                 outbox.add(
                     store.candles_changelog, partition_of[key], key.encode(), candles_value(cstate)
                 )
+            for skey, (kept, partition) in series.items():
+                outbox.add(store.series_changelog, partition, skey.encode(), kept.to_bytes())
+                store.series[skey] = kept
+                store.series_partition[skey] = partition
+            for key, (_, as_of, partition) in books.items():
+                store.books[key] = as_of
+                store.partition_of.setdefault(key, partition)
             store.ticks.update(ticks)
             store.candles.update(candles)
             store.partition_of.update(partition_of)
@@ -368,23 +391,25 @@ class SymbolStream(mode.Service):
         while self._deliveries:
             await self._deliveries.popleft()
 
-    async def _write_tiers(
-        self,
-        states: States,
-        documents: Mapping[str, dict[str, Any]],
-        partition_of: Mapping[str, int],
-        outbox: Outbox,
-    ) -> bool:
-        """Each symbol's analysis, signals and (for a new ticker) its latest ticker through
-        all tiers; then its ``analysis.symbols`` record into ``outbox``. False when a tier
-        write raised (counted and logged; the stream carries on)."""
-        rt = self.rt
+    async def _write_tiers(self, folded: Folded, outbox: Outbox) -> bool:
+        """Each symbol's analysis, signals and (for a new ticker) its latest ticker, and
+        every new book top and candle series, through all tiers; then the symbols'
+        ``analysis.symbols`` records into ``outbox``. False when a tier write raised
+        (counted and logged; the stream carries on)."""
+        rt, store = self.rt, self.store
         computed = now_ms()
         analyses: list[tuple[str, dict[str, Any]]] = []
-        volatility: list[Write] = []
-        signals: list[Write] = []
-        latest: list[Write] = []
-        for key, (ticks, candles) in states.items():
+        # data type -> its writes and, for the refill, the source partition of each
+        writes: dict[str, tuple[list[Write], list[int]]] = {
+            data_type: ([], []) for data_type in WRITTEN
+        }
+        volatility, vol_at = writes["volatility"]
+        signals, signals_at = writes["signals"]
+        latest, latest_at = writes["tickers"]
+        partition_of, documents = folded.partition_of, folded.documents
+        for key, partition in partition_of.items():
+            ticks = folded.ticks.get(key) or store.ticks.get(key)
+            candles = folded.candles.get(key) or store.candles.get(key)
             analysis = symbol_analysis(ticks, candles, computed_ms=computed)
             ex, sym, as_of = analysis["exchange"], analysis["symbol"], analysis["as_of_ms"]
             vol = analysis["volatility"]
@@ -398,6 +423,8 @@ class SymbolStream(mode.Service):
                 "as_of_ms": as_of, "computed_ms": computed,
             }  # fmt: skip
             signals.append(Write(rt.key("signals", ex, sym), summary, "signals", as_of, vol))
+            vol_at.append(partition)
+            signals_at.append(partition)
             document = documents.get(key)
             if document is not None:
                 latest.append(
@@ -405,28 +432,34 @@ class SymbolStream(mode.Service):
                         rt.key("tickers", ex, sym), document, "tickers", document["as_of_ms"], vol
                     )
                 )
+                latest_at.append(partition)
             analyses.append((key, analysis))
+        if folded.books or folded.series:
+            self._market_writes(folded, writes)
         started = time.perf_counter()
         ok = True
         try:
-            # one set_many per warm interval (one for all three in the usual phases)
-            by_interval: dict[float, list[Write]] = {}
-            for data_type, writes in (
-                ("volatility", volatility), ("signals", signals), ("tickers", latest),
-            ):  # fmt: skip
-                by_interval.setdefault(rt.interval(data_type), []).extend(writes)
+            # one set_many per warm interval (one for all of them in the usual phases)
+            by_interval: dict[float, tuple[list[Write], list[int]]] = {}
+            for data_type, (these, partitions) in writes.items():
+                if these:
+                    group = by_interval.setdefault(rt.interval(data_type), ([], []))
+                    group[0].extend(these)
+                    group[1].extend(partitions)
+            for interval, (these, partitions) in by_interval.items():
+                rt.kept.remember(these, partitions, computed, interval)
             answers = await asyncio.gather(
                 *(
-                    rt.cache.set_many(writes, warm_interval=interval)
-                    for interval, writes in by_interval.items()
-                    if writes
+                    rt.cache.set_many(these, warm_interval=interval)
+                    for interval, (these, _) in by_interval.items()
                 )
             )
             count_tier_writes(*answers)
         except (CacheError, ValueError) as exc:
             # one bad value must not stop the stream; the tiers count their own failures
             WRITE_ERRORS.labels(type(exc).__name__).inc()
-            log.error("cache_write_failed", error=str(exc), keys=len(states))
+            keys = sum(len(these) for these, _ in writes.values())
+            log.error("cache_write_failed", error=str(exc), keys=keys)
             ok = False
         WRITE_SECONDS.observe(time.perf_counter() - started)
         topic = rt.symbols_topic
@@ -435,6 +468,34 @@ class SymbolStream(mode.Service):
                 topic, partition_of[key], key.encode(), record_bytes(SymbolAnalysis, analysis)
             )
         return ok
+
+    def _market_writes(
+        self, folded: Folded, writes: dict[str, tuple[list[Write], list[int]]]
+    ) -> None:
+        """The book tops and candle series of ``folded``, with their symbol's volatility
+        (0 before its first ticker) for the TTL."""
+        rt, store = self.rt, self.store
+
+        def vol_of(exchange: str, symbol: str) -> float:
+            key = symbol_key(exchange, symbol)
+            state = folded.ticks.get(key) or store.ticks.get(key)
+            return state.volatility if state is not None else 0.0
+
+        books, books_at = writes["books"]
+        for document, as_of, partition in folded.books.values():
+            ex, sym = document["exchange"], document["symbol"]
+            books.append(Write(rt.key("books", ex, sym), document, "books", as_of, vol_of(ex, sym)))
+            books_at.append(partition)
+        rows, rows_at = writes["candles"]
+        for kept, partition in folded.series.values():
+            ex, sym = kept.exchange, kept.symbol
+            rows.append(
+                Write(
+                    rt.key("candles", ex, sym, kept.timeframe), kept.value(), "candles",
+                    kept.as_of_ms, vol_of(ex, sym),
+                )
+            )  # fmt: skip
+            rows_at.append(partition)
 
     def _dead_letter(
         self, outbox: Outbox, record: ConsumerRecord[bytes, bytes], exc: InvalidEvent
@@ -484,6 +545,7 @@ class SymbolStream(mode.Service):
         async with self.lock:  # the batch in flight finishes first
             await self._commit()
             self.store.drop(partitions)
+            self.rt.kept.drop(partitions)  # their new owner refills them
             for tp in [tp for tp in self.processed if tp.partition in partitions]:
                 del self.processed[tp]
                 self.committed.pop(tp, None)

@@ -46,7 +46,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")
 
 T0 = (int(time.time()) - 600) * 1000  # the contract refuses data a day old
 PARTITIONS = MARKET_TICKERS.partitions
-TICKS_CHANGELOG, CANDLES_CHANGELOG = CHANGELOGS
+TICKS_CHANGELOG, CANDLES_CHANGELOG, SERIES_CHANGELOG = CHANGELOGS
 
 
 # ---- helpers ----------------------------------------------------------------------------
