@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from readers import _routes as routes
 from readers._answers import Answer, HitLike, WarmEncoder, error, json_answer, warm_with
 from readers._connections import ConnectionWatch
+from readers._demand import ReaderDemand
 from readers._limits import ReaderLimits, usable_connections
 from readers._metrics import STATS
 from readers._openapi import openapi_document
@@ -104,8 +105,10 @@ class ReaderApp:
         limits: ReaderLimits | None = None,
         watch_port: int | None = None,
         on_close: Callable[[], Coroutine[Any, Any, None]] | None = None,
+        demand: ReaderDemand | None = None,
     ) -> None:
         self.cache = cache
+        self.demand = demand  # None: a cold key is a plain 404 (docs/demand.md)
         self.prefix = key_prefix
         self.ready = ready or _always_ready
         self.limits = limits or ReaderLimits()
@@ -151,6 +154,8 @@ class ReaderApp:
                 try:
                     hit = await self.cache.get(keys[0])
                     if hit is not None:
+                        if self.demand is not None:
+                            self.demand.seen(keys[0], hit)  # XFetch early refresh
                         answer = self.encoder.answer(
                             keys[0], hit, fresh, headers.get("if-none-match")
                         )
@@ -240,6 +245,12 @@ class ReaderApp:
 
     async def _miss(self, key: str, limit: float | None) -> Answer:
         """The 404 to answer with: cold, or older than the client's max_age."""
+        if self.demand is not None and limit is None:  # cold: ask the fleet, wait for it
+            found = await self.demand.miss(key)
+            if isinstance(found, Answer):
+                return found
+            if found is not None:
+                return self.encoder.answer(key, found, routes.freshness_s(key), None)
         if limit is not None:
             older = await self.cache.get(key)
             if older is not None:
@@ -281,6 +292,7 @@ def create_app(
     limits: ReaderLimits | None = None,
     watch_port: int | None = None,
     on_close: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    demand: ReaderDemand | None = None,
 ) -> ReaderApp:
     return ReaderApp(
         cache,
@@ -289,4 +301,5 @@ def create_app(
         limits=limits,
         watch_port=watch_port,
         on_close=on_close,
+        demand=demand,
     )

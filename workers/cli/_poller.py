@@ -12,6 +12,7 @@ from aiokafka.errors import KafkaError
 
 from topics import WarmfleetError
 from workers.pollers import PollerConfig, PollerService
+from workers.pollers._budgeted import OriginBudget
 from workers.settings import Settings
 
 HELP = "poll exchanges (ccxt) for warm jobs from Kafka and publish market events"
@@ -76,6 +77,7 @@ async def _main(args: argparse.Namespace) -> int:
         config=config,
         offset_reset="earliest" if args.from_beginning else "latest",
         jobs_per_exchange=args.jobs_per_exchange,
+        budget=_budget(settings),  # docs/demand.md; WARMFLEET_DEMAND=off: ccxt's limiter only
     )
     try:
         await service.start()
@@ -89,6 +91,17 @@ async def _main(args: argparse.Namespace) -> int:
     finally:
         await service.stop()
     return 0
+
+
+def _budget(settings: Settings) -> OriginBudget | None:
+    """The fleet-wide origin budget per exchange, from phases.toml's ``requests_per_s``."""
+    import demand
+    from schedules import default_path, load_config
+
+    if not demand.enabled():
+        return None
+    rates = {ex.name: ex.requests_per_s for ex in load_config(default_path()).exchanges}
+    return OriginBudget(demand.FleetState.from_url(settings.redis_url, settings.key_prefix), rates)
 
 
 def run(args: argparse.Namespace) -> int:
