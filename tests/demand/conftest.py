@@ -165,12 +165,13 @@ async def fleet(
     policy: TTLPolicy | None = None,
     config: DemandConfig | None = None,
     reader: bool = True,
+    channel: str | None = None,
 ) -> AsyncIterator[Fleet]:
     """Simulator + poller (budget ``rate``/s) + ticker writer + one in-process reader."""
     prefix = namespace.rstrip(".")
     await ensure_topics(stack_urls.kafka_bootstrap, namespace)
     redis = aioredis.from_url(stack_urls.redis_url)
-    channel = f"{prefix}:invalidate"  # this test's own bus
+    channel = channel or f"{prefix}:invalidate"  # this test's own bus
     urls = (stack_urls.memcached_url, stack_urls.redis_url)
     writer_cache = MultiTierCache.from_urls(*urls, ttl_policy=policy, invalidation_channel=channel)
     reader_cache = MultiTierCache.from_urls(
