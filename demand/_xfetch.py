@@ -19,22 +19,30 @@ def xfetch_fires(now_s: float, expiry_s: float, delta_s: float, beta: float, u: 
 
 
 class Deltas:
-    """delta per (exchange, data type): an exponentially weighted mean of measured demand ->
-    write times (a new figure weighs ``alpha``), ``default_s`` until the first one."""
+    """delta per (exchange, data type), from measured demand -> write times: an exponentially
+    weighted mean plus two weighted mean deviations (a new figure weighs ``alpha``), so a
+    refresh that sometimes takes longer than usual still lands in time; ``default_s`` until
+    the first figure."""
 
     def __init__(self, default_s: float, alpha: float = 0.2) -> None:
         self.default_s, self.alpha = default_s, alpha
-        self._by: dict[tuple[str, str], float] = {}
+        self._by: dict[tuple[str, str], tuple[float, float]] = {}  # mean, deviation
 
     def get(self, exchange: str, data_type: str) -> float:
-        return self._by.get((exchange, data_type), self.default_s)
+        found = self._by.get((exchange, data_type))
+        return self.default_s if found is None else found[0] + 2.0 * found[1]
 
     def observe(self, exchange: str, data_type: str, seconds: float) -> None:
         if not seconds >= 0 or math.isinf(seconds):
             return
         key = (exchange, data_type)
         old = self._by.get(key)
-        self._by[key] = seconds if old is None else old + self.alpha * (seconds - old)
+        if old is None:
+            self._by[key] = (seconds, seconds / 2)
+            return
+        mean, dev = old
+        a = self.alpha
+        self._by[key] = (mean + a * (seconds - mean), dev + a * (abs(seconds - mean) - dev))
 
 
 class EarlyRefresh:

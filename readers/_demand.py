@@ -139,7 +139,9 @@ class ReaderDemand:
 
     def seen(self, key: str, hit: HitLike) -> None:
         """Called on every hit: refresh early (in the background) when XFetch fires."""
-        fresh_until = getattr(hit, "fresh_until", 0) or getattr(hit, "expires_at", 0)
+        # the deepest tier's freshness (a copy from L2 does not carry it: it expires first,
+        # and the reads after it come from L3, with it)
+        fresh_until = getattr(hit, "fresh_until", 0)
         if not fresh_until or key in self._refreshing:
             return
         target = self.target(key)
