@@ -19,6 +19,7 @@ METRIC_MODULES = (
     "workers.agents._deadletter",
     "schedules._metrics",
     "readers._app",
+    "demand._metrics",
 )
 
 
