@@ -16,6 +16,7 @@ Every Redis error is translated into ``DemandUnavailable``.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -70,7 +71,12 @@ def connect(url: str) -> Any:
         from redis.asyncio.cluster import RedisCluster
 
         return RedisCluster.from_url(url.replace("+cluster", "", 1))
-    return aioredis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    # bounded: a burst of cold reads queues for a connection instead of opening hundreds
+    # (opening one costs more round trips than the lease it would carry)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=32, timeout=2.0, socket_timeout=1.0, socket_connect_timeout=1.0
+    )
+    return aioredis.Redis(connection_pool=pool)
 
 
 class FleetState:
@@ -83,13 +89,17 @@ class FleetState:
         self._release = client.register_script(_RELEASE)
         self._markets: dict[str, tuple[float, frozenset[str]]] = {}
         self._rates: dict[str, tuple[float, float | None]] = {}
+        self._reading: dict[str, asyncio.Future[Any]] = {}
 
     @classmethod
     def from_url(cls, url: str, scope: str, **options: Any) -> FleetState:
         return cls(connect(url), scope, **options)
 
     async def close(self) -> None:
+        pool = getattr(self.client, "connection_pool", None)
         await self.client.aclose()
+        if pool is not None:  # a pool handed to the client is not closed with it
+            await pool.disconnect()
 
     async def _redis(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -158,14 +168,15 @@ class FleetState:
         self._markets.pop(exchange, None)
         return len(listed)
 
-    async def listed(self, exchange: str) -> frozenset[str]:
-        """The exchange's listed symbols (empty: no poller has published any)."""
+    async def listed(self, exchange: str, *, fresh: bool = False) -> frozenset[str]:
+        """The exchange's listed symbols (empty: no poller has published any); ``fresh``
+        reads Redis now instead of the copy kept for ``markets_cache_s``."""
         now = time.monotonic()
         cached = self._markets.get(exchange)
-        if cached is not None and now - cached[0] < self.markets_cache_s:
+        if not fresh and cached is not None and now - cached[0] < self.markets_cache_s:
             return cached[1]
         key = names.markets(self.scope, exchange)
-        members = await self._redis("listed markets", lambda: self.client.smembers(key))
+        members = await self._once(key, lambda: self.client.smembers(key))
         found = frozenset(m.decode() if isinstance(m, bytes) else str(m) for m in members)
         self._markets[exchange] = (now, found)
         return found
@@ -176,10 +187,21 @@ class FleetState:
         cached = self._rates.get(exchange)
         if cached is not None and now - cached[0] < self.markets_cache_s:
             return cached[1]
-        raw = await self._redis("budget", lambda: self.client.get(names.rate(self.scope, exchange)))
+        key = names.rate(self.scope, exchange)
+        raw = await self._once(key, lambda: self.client.get(key))
         try:
             rate = float(raw) if raw is not None else None
         except ValueError:
             rate = None
         self._rates[exchange] = (now, rate)
         return rate
+
+    async def _once(self, key: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """One read of ``key`` in flight at a time: a burst of cold reads that all find the
+        cached copy out of date share one round trip (2,000 symbols each, for the markets)."""
+        shared = self._reading.get(key)
+        if shared is None:
+            shared = asyncio.ensure_future(self._redis(key, call))
+            self._reading[key] = shared
+            shared.add_done_callback(lambda _f: self._reading.pop(key, None))
+        return await asyncio.shield(shared)

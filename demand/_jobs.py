@@ -54,7 +54,7 @@ class JobPublisher:
             if self._producer is None:
                 try:
                     self._producer = await start_producer(
-                        self.servers, self.kafka_options, linger_ms=0, request_timeout_ms=5_000
+                        self.servers, self.kafka_options, linger_ms=2, request_timeout_ms=5_000
                     )
                 except WarmfleetError as exc:
                     raise DemandUnavailable(str(exc)) from exc

@@ -4,6 +4,7 @@ is written and the bus wakes the reader, which answers 200 within its deadline."
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -47,3 +48,27 @@ async def test_an_unlisted_symbol_is_a_404_and_no_job(stack_urls: Any, namespace
                 assert body["error"] == "not_found"
         assert await sim_requests(f.sim, "/api/") == before  # nothing asked of the exchange
         assert await jobs_on(stack_urls.kafka_bootstrap, namespace, 1.0) == []
+
+
+async def test_cold_ticker_keys_asked_together_share_origin_requests(
+    stack_urls: Any, namespace: str
+) -> None:
+    # budget 100/s: the readers admit one job per token (conservative: coalesced jobs cost less)
+    async with (
+        fleet(stack_urls, namespace, symbols=40, rate=100.0) as f,
+        aiohttp.ClientSession() as http,
+    ):
+        symbols = sorted(await f.demand.demand.fleet.listed("binance"))[:30]
+        before = await sim_requests(f.sim, "ticker")
+
+        async def read(symbol: str) -> tuple[int, Any]:
+            async with http.get(f"{f.url}/v2/tickers/binance/{symbol.replace('/', '-')}") as r:
+                return r.status, await r.json()
+
+        answers = await asyncio.gather(*(read(s) for s in symbols))
+        assert [status for status, _ in answers] == [200] * 30
+        assert [body["value"]["symbol"] for _, body in answers] == symbols
+        jobs = await jobs_on(stack_urls.kafka_bootstrap, namespace, 1.0)
+        assert len(jobs) == 30  # one demand job per key ...
+        requests = await sim_requests(f.sim, "ticker") - before
+        assert 1 <= requests < 30  # ... but the poller coalesced them into fewer requests

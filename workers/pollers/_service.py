@@ -43,6 +43,7 @@ from topics.kafka import ensure_topics, start_producer
 from topics.records import WarmJob
 from workers.pollers import _metrics as metrics
 from workers.pollers._budgeted import BudgetedPoller, OriginBudget
+from workers.pollers._coalesce import TickerCoalescer
 from workers.pollers._exchange import ExchangePoller, PollerConfig, PollResult
 from workers.pollers._priority import DEMAND_FIRST, SCHEDULED, PriorityGate
 from workers.settings import Settings
@@ -192,6 +193,7 @@ class PollerService:
         self.ready = asyncio.Event()  # set when the group gave us partitions
         self.pollers: dict[str, ExchangePoller] = {}
         self._gates: dict[str, PriorityGate] = {}  # demand jobs get the next free slot
+        self._coalescers: dict[str, TickerCoalescer] = {}
         self.budget = budget
         self.markets_every_s = markets_every_s
         self._markets_task: asyncio.Task[None] | None = None
@@ -311,9 +313,16 @@ class PollerService:
                 log.error("exchange_unusable", exchange=job.exchange, problem=str(exc))
                 published = True  # nothing to publish; the job is done with
                 return
-            urgency = DEMAND_FIRST if job.priority == DEMAND else SCHEDULED
-            async with self._gates[job.exchange].slot(urgency):
-                result = await poller.poll(job)
+            gate = self._gates[job.exchange]
+            if job.priority == DEMAND and job.data_type == DataType.TICKERS:
+                coalescer = self._coalescers.get(job.exchange)
+                if coalescer is None:
+                    coalescer = TickerCoalescer(poller, lambda: gate.slot(DEMAND_FIRST))
+                    self._coalescers[job.exchange] = coalescer
+                result = await coalescer.poll(job)  # one request for the waiting ones
+            else:
+                async with gate.slot(DEMAND_FIRST if job.priority == DEMAND else SCHEDULED):
+                    result = await poller.poll(job)
             published = await self._publish(job, result)
         except Exception:  # a bug must not take the worker down: log it, keep consuming
             log.exception("job_crashed", exchange=job.exchange, job_id=job.job_id)
