@@ -206,6 +206,8 @@ async def with_leases(sim_url: str, reads: list[str], rate: float) -> dict[str, 
         await asyncio.sleep(1.0)  # early refreshes still on their way
         requests = await sim_ticker_requests(sim_url) - before
     jobs = await demand_jobs(namespace)
+    keys_asked = sum(len(v) for v in jobs.values())  # demand jobs: one symbol each
+    outcomes["demand jobs"] = keys_asked
     return {"requests": int(requests), "elapsed": elapsed, "herd": herd(jobs),
             "outcomes": dict(outcomes)}  # fmt: skip
 

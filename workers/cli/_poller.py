@@ -10,7 +10,7 @@ import signal
 import structlog
 from aiokafka.errors import KafkaError
 
-from topics import WarmfleetError
+from topics import ConfigError, WarmfleetError
 from workers.pollers import PollerConfig, PollerService
 from workers.pollers._budgeted import OriginBudget
 from workers.settings import Settings
@@ -72,12 +72,17 @@ async def _main(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    try:
+        budget = _budget(settings)
+    except ConfigError as exc:  # a bad phases file: refused at start, naming the field
+        log.error("poller_cannot_start", error=str(exc))
+        return 2
     service = PollerService(
         settings,
         config=config,
         offset_reset="earliest" if args.from_beginning else "latest",
         jobs_per_exchange=args.jobs_per_exchange,
-        budget=_budget(settings),  # docs/demand.md; WARMFLEET_DEMAND=off: ccxt's limiter only
+        budget=budget,  # docs/demand.md; WARMFLEET_DEMAND=off: ccxt's limiter only
     )
     try:
         await service.start()
