@@ -85,3 +85,43 @@ async def test_the_bucket_reserves_ahead_for_demand_and_refuses_past_the_deadlin
         assert not late.granted and late.wait_s > 0.5  # behind the reservation: refused
     finally:
         await fleet_state.close()
+
+
+async def test_scheduled_jobs_take_the_same_budget(stack_urls: Any, namespace: str) -> None:
+    """A scheduled books job for 12 symbols (12 origin requests) with a 4/s budget: the
+    simulator sees them paced by the bucket, and the poller counts them as scheduled."""
+    import orjson
+    from aiokafka import AIOKafkaProducer
+
+    from sim import running_simulator
+    from tests.demand.conftest import poller
+    from tests.workers.pollers.conftest import make_job
+    from topics import WARM_JOBS
+    from topics.kafka import ensure_topics
+
+    await ensure_topics(stack_urls.kafka_bootstrap, namespace)
+    before = float(metrics.ORIGIN_REQUESTS.labels("binance", "scheduled")._value.get())
+    async with (
+        running_simulator(seed=7, symbols=12) as sim,
+        poller(stack_urls, namespace, sim, rate=4.0),
+    ):
+        await asyncio.sleep(1.5)  # the markets load took a token; the bucket refills
+        job = make_job("binance", "books", [], deadline_s=30.0)  # [] = every listed market
+        producer = AIOKafkaProducer(bootstrap_servers=stack_urls.kafka_bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait(WARM_JOBS.named(namespace), job.dumps(), key=b"binance")
+        finally:
+            await producer.stop()
+        samples: list[tuple[float, float]] = []
+        started = time.monotonic()
+        while time.monotonic() - started < 6.0:
+            samples.append((time.monotonic(), await sim_requests(sim, "depth")))
+            await asyncio.sleep(0.1)
+    assert samples[-1][1] == 12, samples[-1]  # every listed market's book, in the end
+    for i, (t1, c1) in enumerate(samples):
+        for t2, c2 in samples[i + 1 :]:
+            assert c2 - c1 <= 4 + 4.0 * (t2 - t1) + 1, (t2 - t1, c2 - c1)
+    taken = float(metrics.ORIGIN_REQUESTS.labels("binance", "scheduled")._value.get()) - before
+    assert taken >= 13  # 12 books + the markets load, each with its token
+    assert orjson.loads(job.dumps())["priority"] == "scheduled"
