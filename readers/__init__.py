@@ -5,11 +5,13 @@ from __future__ import annotations
 from readers._app import Reader, ReaderApp, create_app
 from readers._limits import ReaderLimits, ServerOptions, add_server_arguments, server_options
 from readers._openapi import openapi_document
+from readers._origin import OriginWatch
 from readers._routes import BadRequest
 from readers._server import running_reader, serve
 
 __all__ = [
     "BadRequest",
+    "OriginWatch",
     "Reader",
     "ReaderApp",
     "ReaderLimits",

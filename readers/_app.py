@@ -1,8 +1,12 @@
 """The HTTP reader: warm data over HTTP, read through ``MultiTierCache`` (L1 -> L2 -> L3).
 
-Every answer carries ``as_of`` (exchange time, ms), ``age_ms`` and the ``tier`` it came from,
-with ``Cache-Control`` and ``ETag``; ``max_age`` (seconds) refuses older data. A client's
-mistake is a 4xx with a JSON body that says what to send; a cold or unknown key is a 404.
+Every answer carries ``as_of`` (exchange time, ms), ``age_ms``, the ``tier`` it came from and
+``stale``, with ``ETag``, ``Age`` and ``Cache-Control`` (the freshness class, and the stale
+window as ``stale-while-revalidate`` / ``stale-if-error``). ``?max_age=`` and a request's
+``Cache-Control: max-age / max-stale`` say what the client accepts (``readers._freshness``);
+while a key's exchange is failing (``readers.OriginWatch``) its last good copy is served,
+flagged stale. A client's mistake is a 4xx with a JSON body that says what to send; a cold
+or unknown key is a 404 (``ReaderApp._miss``, the one place every miss ends).
 
 ``ReaderApp`` is an RSGI application (granian's native interface: the request arrives as a
 scope with the path already parsed, the answer leaves as one bytes object), served by
@@ -15,7 +19,7 @@ import asyncio
 import gc
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import parse_qsl
 
 import orjson
@@ -23,13 +27,24 @@ import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from readers import _routes as routes
-from readers._answers import Answer, HitLike, WarmEncoder, error, json_answer, warm_with
+from readers._answers import (
+    Answer,
+    HitLike,
+    WarmEncoder,
+    cache_control,
+    error,
+    json_answer,
+    warm_with,
+)
 from readers._connections import ConnectionWatch
 from readers._demand import ReaderDemand
+from readers._freshness import request_directives, stricter
 from readers._limits import ReaderLimits, usable_connections
-from readers._metrics import STATS
+from readers._metrics import STATS, served
 from readers._openapi import openapi_document
-from topics import KEY_PREFIX
+from readers._origin import OriginWatch
+from tiers import TTLPolicy
+from topics import KEY_PREFIX, DataType, data_type_of
 
 log = structlog.get_logger(__name__)
 
@@ -41,7 +56,9 @@ _perf = time.perf_counter
 class Reader(Protocol):
     """What the reader needs of a cache (``tiers.MultiTierCache`` is one)."""
 
-    async def get(self, key: str, *, max_age: float | None = None) -> HitLike | None: ...
+    async def get(
+        self, key: str, *, max_age: float | None = None, max_stale: float | None = None
+    ) -> HitLike | None: ...
 
 
 class Scope(Protocol):
@@ -62,9 +79,17 @@ class HTTPProtocol(Protocol):
 # route name (the metric label, as the aiohttp router named them) per fixed path
 _FIXED = {p: p for p in ("/v2/overview", "/metrics", "/healthz", "/readyz", "/openapi.json")}
 _TICKER = "/v2/tickers/{exchange}/{symbol}"
+_BOOK = "/v2/books/{exchange}/{symbol}"
+_CANDLES = "/v2/candles/{exchange}/{symbol}"
 _OVERVIEW_EX = "/v2/overview/{exchange}"
 _ANALYSIS = "/v2/analysis/{exchange}/{symbol}"
 _KEYS = "/v2/keys/{key}"
+_PER_SYMBOL = (
+    ("/v2/tickers/", _TICKER),
+    ("/v2/books/", _BOOK),
+    ("/v2/candles/", _CANDLES),
+    ("/v2/analysis/", _ANALYSIS),
+)
 
 
 def _route(path: str) -> tuple[str, tuple[str, ...]] | None:
@@ -72,7 +97,7 @@ def _route(path: str) -> tuple[str, tuple[str, ...]] | None:
     name = _FIXED.get(path)
     if name is not None:
         return name, ()
-    for prefix, name in (("/v2/tickers/", _TICKER), ("/v2/analysis/", _ANALYSIS)):
+    for prefix, name in _PER_SYMBOL:
         if path.startswith(prefix):
             exchange, sep, sym = path[len(prefix) :].partition("/")
             return (name, (exchange, sym)) if exchange and sep and sym else None
@@ -82,6 +107,32 @@ def _route(path: str) -> tuple[str, tuple[str, ...]] | None:
     if path.startswith("/v2/keys/") and len(path) > 9:
         return _KEYS, (path[9:],)
     return None
+
+
+class _Policy(NamedTuple):
+    """What a key's answers say about freshness: its class (s), Cache-Control, stale window,
+    and the served-age row of its data type (``readers._metrics``)."""
+
+    fresh_s: int
+    control: str
+    stale_s: float
+    ages: list[float]
+
+
+class _Target(NamedTuple):
+    """A path, resolved once: route, cache keys (the first is the answer's), the key's
+    exchange ("" for none), its policy, and whether the hot path may answer it."""
+
+    route: str
+    keys: tuple[str, ...]
+    params: tuple[str, ...]
+    exchange: str
+    policy: _Policy | None
+    hot: bool
+
+
+class _NoOrigins:
+    failing: frozenset[str] = frozenset()
 
 
 def _header_bytes(headers: Any) -> int:
@@ -94,7 +145,10 @@ async def _always_ready() -> bool:
 
 class ReaderApp:
     """The reader as an RSGI app. ``on_close`` runs when the worker stops (closing the cache
-    the worker opened); ``watch_port`` turns on the connection watcher for that port."""
+    the worker opened); ``watch_port`` turns on the connection watcher for that port;
+    ``origins`` says which exchanges are failing (their keys are then served stale rather
+    than not at all); ``stale_window`` is the stale window per data type (default: the
+    cache's ``TTLPolicy``). ``create_app`` is this class."""
 
     def __init__(
         self,
@@ -105,6 +159,8 @@ class ReaderApp:
         limits: ReaderLimits | None = None,
         watch_port: int | None = None,
         on_close: Callable[[], Coroutine[Any, Any, None]] | None = None,
+        origins: OriginWatch | None = None,
+        stale_window: Callable[[DataType], float] | None = None,
         demand: ReaderDemand | None = None,
     ) -> None:
         self.cache = cache
@@ -114,11 +170,16 @@ class ReaderApp:
         self.limits = limits or ReaderLimits()
         self.watch_port = watch_port
         self.on_close = on_close
+        self.origins: OriginWatch | _NoOrigins = origins or _NoOrigins()
+        policy = getattr(cache, "policy", None)
+        self.stale_window = stale_window or (
+            policy.stale_for if isinstance(policy, TTLPolicy) else TTLPolicy().stale_for
+        )
         self.encoder = WarmEncoder()
-        # path -> (route, cache keys, freshness s if the hot path may answer it, else 0)
-        self._keys: dict[str, tuple[str, tuple[str, ...], int]] = {}
+        self._keys: dict[str, _Target] = {}  # path -> what it resolved to
+        self._policies: dict[str, _Policy] = {}  # key -> its policy (bounded like _keys)
         self._openapi = orjson.dumps(openapi_document())
-        self._watch: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     # ---- RSGI -----------------------------------------------------------------------
 
@@ -129,12 +190,14 @@ class ReaderApp:
         if self.watch_port is not None:
             cap = usable_connections(self.limits.max_connections)  # what granian was given
             watch = ConnectionWatch(self.watch_port, cap, STATS)
-            self._watch = loop.create_task(watch.run())
+            self._tasks.append(loop.create_task(watch.run()))
+        if isinstance(self.origins, OriginWatch):
+            self._tasks.append(loop.create_task(self.origins.run()))
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         log.info("reader_stopping")
-        if self._watch is not None:
-            self._watch.cancel()
+        for task in self._tasks:
+            task.cancel()
         if self.on_close is None:
             return
         if loop.is_running():  # embedded: the caller's loop goes on
@@ -146,21 +209,28 @@ class ReaderApp:
         started = _perf()
         path = scope.path
         known = self._keys.get(path)
-        # the hot path: a known single-key GET without a query, answered from the cache
-        if known is not None and known[2] and scope.method == "GET" and not scope.query_string:
+        # the hot path: a known single-key GET without a query or Cache-Control, its origin
+        # not failing, answered from the cache
+        if known is not None and known[5] and scope.method == "GET" and not scope.query_string:
+            route, keys, _, exchange, policy, _ = known
             headers = scope.headers
-            if _header_bytes(headers) <= self.limits.max_header_bytes:
-                route, keys, fresh = known
+            if (
+                "cache-control" not in headers
+                and exchange not in self.origins.failing
+                and _header_bytes(headers) <= self.limits.max_header_bytes
+            ):
+                fresh_s, control, _, ages = policy  # type: ignore[misc]  # a hot target has one
                 try:
                     hit = await self.cache.get(keys[0])
                     if hit is not None:
                         if self.demand is not None:
                             self.demand.seen(keys[0], hit)  # XFetch early refresh
-                        answer = self.encoder.answer(
-                            keys[0], hit, fresh, headers.get("if-none-match")
-                        )
+                        age = hit.age
+                        inm = headers.get("if-none-match")
+                        answer = self.encoder.answer(keys[0], hit, age, fresh_s, control, inm)
+                        served(ages, age)
                     else:
-                        answer = await self._miss(keys[0], None)
+                        answer = await self._miss(keys[0], None, None)
                 except Exception:
                     answer = _failed(path)
                 proto.response_bytes(*answer)
@@ -190,7 +260,7 @@ class ReaderApp:
                 return "unmatched", error(404, "not_found", f"no route for {path}")
             route = found[0]
         else:
-            route = known[0]
+            route = known.route
         if method != "GET" and method != "HEAD":
             detail = f"{method} is not allowed here; use GET"
             answer = error(405, "method_not_allowed", detail)
@@ -199,19 +269,22 @@ class ReaderApp:
         try:
             if known is None:
                 known = self._resolve(path, *found)  # type: ignore[misc]
-            return route, await self._serve(route, known[1], query, headers)
+            return route, await self._serve(known, query, headers)
         except routes.BadRequest as exc:
             return route, error(400, "bad_request", str(exc))
         except Exception:
             return route, _failed(path)
 
-    def _resolve(
-        self, path: str, route: str, params: tuple[str, ...]
-    ) -> tuple[str, tuple[str, ...], int]:
+    def _resolve(self, path: str, route: str, params: tuple[str, ...]) -> _Target:
         """Path parameters -> cache keys (raises BadRequest), remembered per path."""
         prefix = self.prefix
         if route == _TICKER:
             keys: tuple[str, ...] = (routes.ticker_key(prefix, *params),)
+        elif route == _BOOK:
+            keys = (routes.book_key(prefix, *params),)
+        elif route == _CANDLES:  # the key depends on the query's timeframe
+            keys = ()
+            params = (routes.exchange_id(params[0]), routes.symbol(params[1]))
         elif route == "/v2/overview":
             keys = (routes.overview_key(prefix, "all"),)
         elif route == _OVERVIEW_EX:
@@ -224,35 +297,68 @@ class ReaderApp:
             keys = ()
         if len(self._keys) >= 65536:
             self._keys.clear()
-        fresh = routes.freshness_s(keys[0]) if len(keys) == 1 else 0
-        resolved = self._keys[path] = (route, keys, fresh)
+        exchange = params[0] if route == _CANDLES else routes.exchange_of(keys[0]) if keys else ""
+        policy = self._policy(keys[0]) if keys else None
+        hot = len(keys) == 1
+        resolved = self._keys[path] = _Target(route, keys, params, exchange, policy, hot)
         return resolved
 
-    async def _serve(self, route: str, keys: tuple[str, ...], query: str, headers: Any) -> Answer:
-        if not keys:
-            return await self._plain(route)
-        key = keys[0]
-        limit = _max_age(query) if query else None
-        hit = await self.cache.get(key, max_age=limit)
-        if hit is None:
-            return await self._miss(key, limit)
-        fresh = routes.freshness_s(key)
-        if route == _ANALYSIS:
-            signals = await self.cache.get(keys[1])
-            extra = {"signals": None if signals is None else signals.value}
-            return warm_with(key, hit, fresh, headers.get("if-none-match"), extra)
-        return self.encoder.answer(key, hit, fresh, headers.get("if-none-match"))
+    def _policy(self, key: str) -> _Policy:
+        policy = self._policies.get(key)
+        if policy is None:
+            if len(self._policies) >= 65536:
+                self._policies.clear()
+            data_type = data_type_of(key)
+            fresh, window = routes.freshness_s(key), self.stale_window(data_type)
+            control = cache_control(fresh, int(window))
+            ages = STATS.age_row(str(data_type))
+            policy = self._policies[key] = _Policy(fresh, control, window, ages)
+        return policy
 
-    async def _miss(self, key: str, limit: float | None) -> Answer:
-        """The 404 to answer with: cold, or older than the client's max_age."""
+    async def _serve(self, target: _Target, query: str, headers: Any) -> Answer:
+        route, keys = target.route, target.keys
+        if not keys and route != _CANDLES:
+            return await self._plain(route)
+        asked = _query(query) if query else {}
+        controls = [v for k, v in headers.items() if k == "cache-control"]
+        header_age, max_stale = request_directives(controls) if controls else (None, None)
+        limit = stricter(routes.max_age(asked.get("max_age")), header_age)
+        if route == _CANDLES:
+            frame = routes.timeframe(asked.get("timeframe"))
+            rows = routes.candle_limit(asked.get("limit"))
+            key = routes.candles_key(self.prefix, *target.params, frame)
+        else:
+            key = keys[0]
+        policy = target.policy or self._policy(key)
+        if max_stale is None and target.exchange in self.origins.failing:
+            max_stale = policy.stale_s  # stale-if-error: the origin is known to be failing
+        hit = await self.cache.get(key, max_age=limit, max_stale=max_stale)
+        if hit is None:
+            return await self._miss(key, limit, max_stale)
+        age = hit.age
+        served(policy.ages, age)
+        etag_match = headers.get("if-none-match")
+        if route == _ANALYSIS:
+            signals = await self.cache.get(keys[1], max_stale=max_stale)
+            extra = {"signals": None if signals is None else signals.value}
+            return warm_with(key, hit, policy.control, etag_match, extra=extra)
+        if route == _CANDLES:
+            return warm_with(key, hit, policy.control, etag_match, value=_last_rows(hit, rows))
+        return self.encoder.answer(key, hit, age, policy.fresh_s, policy.control, etag_match)
+
+    async def _miss(self, key: str, limit: float | None, max_stale: float | None) -> Answer:
+        """The 404 to answer with: cold, or older than the client's max_age. Every miss of
+        every route ends here."""
         if self.demand is not None and limit is None:  # cold: ask the fleet, wait for it
             found = await self.demand.miss(key)
             if isinstance(found, Answer):
                 return found
             if found is not None:
-                return self.encoder.answer(key, found, routes.freshness_s(key), None)
+                policy = self._policy(key)
+                age = found.age
+                return self.encoder.answer(key, found, age, policy.fresh_s, policy.control, None)
         if limit is not None:
-            older = await self.cache.get(key)
+            older = await self.cache.get(key, max_stale=max_stale)
             if older is not None:
                 detail = f"the warm value is {older.age:.1f} s old, older than max_age={limit:g}"
                 age_ms = round(older.age * 1000)
@@ -272,34 +378,31 @@ class ReaderApp:
         return Answer(200, [("content-type", "application/json")], self._openapi)
 
 
+create_app = ReaderApp
+
+
+def _last_rows(hit: HitLike, limit: int) -> Any:
+    """The candles value with its last ``limit`` rows (oldest first, as written)."""
+    value = hit.value
+    if isinstance(value, dict) and isinstance(value.get("rows"), list):
+        return {**value, "rows": value["rows"][-limit:]}
+    return value  # not the candles contract: answered as cached
+
+
 def _failed(path: str) -> Answer:
     log.exception("reader_request_failed", path=path)
     return error(500, "internal", "the reader failed; see its log")
 
 
-def _max_age(query: str) -> float | None:
-    given = [value for name, value in parse_qsl(query, keep_blank_values=True) if name == "max_age"]
-    if len(given) > 1:
-        raise routes.BadRequest(f"max_age given {len(given)} times; give it once")
-    return routes.max_age(given[0]) if given else None
+_QUERY_PARAMS = ("max_age", "timeframe", "limit")
 
 
-def create_app(
-    cache: Reader,
-    *,
-    key_prefix: str = KEY_PREFIX,
-    ready: Probe | None = None,
-    limits: ReaderLimits | None = None,
-    watch_port: int | None = None,
-    on_close: Callable[[], Coroutine[Any, Any, None]] | None = None,
-    demand: ReaderDemand | None = None,
-) -> ReaderApp:
-    return ReaderApp(
-        cache,
-        key_prefix=key_prefix,
-        ready=ready,
-        limits=limits,
-        watch_port=watch_port,
-        on_close=on_close,
-        demand=demand,
-    )
+def _query(query: str) -> dict[str, str]:
+    """The query parameters the reader reads, each at most once (others are ignored)."""
+    asked: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name in _QUERY_PARAMS:
+            if name in asked:
+                raise routes.BadRequest(f"{name} given more than once; give it once")
+            asked[name] = value
+    return asked

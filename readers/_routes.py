@@ -19,6 +19,12 @@ MAX_AGE_LIMIT_S = 31_536_000
 EXCHANGE_PATTERN = "^ *[A-Za-z][A-Za-z0-9_]{1,31} *$"
 SYMBOL_PATTERN = "^ *[A-Za-z0-9]{1,20}[-/_][A-Za-z0-9]{1,20} *$"
 KEY_PATTERN = "^[!-~]{1,250}$"
+TIMEFRAME_PATTERN = "^[0-9]{1,3}[mhdwM]$"
+#: candles: the rows a cached value holds at most, and what ``limit`` defaults to
+MAX_CANDLES = 500
+DEFAULT_CANDLES = 100
+_TIMEFRAME = re.compile(TIMEFRAME_PATTERN, re.ASCII)
+_LIMIT = re.compile(r"[0-9]{1,3}", re.ASCII)
 _HINT = re.compile(r"^(\d+)([smh])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600}
 
@@ -60,6 +66,28 @@ def max_age(raw: str | None) -> float | None:
     return value
 
 
+def timeframe(raw: str | None) -> str:
+    """A candle timeframe as ccxt spells it (``1m``, ``4h``, ``1d``, ``1w``, ``1M``)."""
+    if raw is None:
+        return "1m"
+    if not _TIMEFRAME.fullmatch(raw):
+        raise BadRequest(
+            f"timeframe must be 1 to 3 digits and a unit m, h, d, w or M (e.g. 1m, 4h, 1d), "
+            f"got {raw!r}"
+        )
+    return raw
+
+
+def candle_limit(raw: str | None) -> int:
+    """How many of the latest candles to answer: 1..500, default 100."""
+    if raw is None:
+        return DEFAULT_CANDLES
+    value = int(raw) if _LIMIT.fullmatch(raw) else 0
+    if not 1 <= value <= MAX_CANDLES:
+        raise BadRequest(f"limit must be a whole number from 1 to {MAX_CANDLES}, got {raw!r}")
+    return value
+
+
 def raw_key(raw: str) -> str:
     if not _KEY.fullmatch(raw):
         raise BadRequest(
@@ -83,6 +111,24 @@ def freshness_s(key: str) -> int:
 @lru_cache(maxsize=65536)
 def ticker_key(prefix: str, exchange: str, sym: str) -> str:
     return key_for(DataType.TICKERS, exchange_id(exchange), symbol(sym), prefix=prefix)
+
+
+@lru_cache(maxsize=65536)
+def book_key(prefix: str, exchange: str, sym: str) -> str:
+    return key_for(DataType.BOOKS, exchange_id(exchange), symbol(sym), prefix=prefix)
+
+
+@lru_cache(maxsize=65536)
+def candles_key(prefix: str, exchange: str, sym: str, frame: str) -> str:
+    return key_for(DataType.CANDLES, exchange_id(exchange), symbol(sym), frame, prefix=prefix)
+
+
+def exchange_of(key: str) -> str:
+    """The exchange a key's data comes from (its first id: ``...:15s:binance:BTC/USDT``);
+    "" when the key names none (the all-exchange overview, a foreign key)."""
+    parts = key.split(":", 6)
+    named = len(parts) > 5 and parts[5] != "all" and _EXCHANGE.fullmatch(parts[5])
+    return parts[5] if named else ""
 
 
 @lru_cache(maxsize=4096)

@@ -39,7 +39,7 @@ PUBLIC: dict[str, str] = {
         read_latest resolve takeover_dues warm_job
     """,
     "readers": """
-        BadRequest Reader ReaderApp ReaderLimits ServerOptions add_server_arguments
+        BadRequest OriginWatch Reader ReaderApp ReaderLimits ServerOptions add_server_arguments
         create_app openapi_document running_reader serve server_options
     """,
     "workers": "",

@@ -70,6 +70,10 @@ SHARED_METRICS = {
     "warmfleet_clock_is_leader",
     "warmfleet_reader_requests_total",
     "warmfleet_reader_request_seconds",
+    "warmfleet_cache_reads_total",
+    "warmfleet_cache_read_seconds",
+    "warmfleet_cache_read_errors_total",
+    "warmfleet_reader_served_age_seconds",
 }
 
 

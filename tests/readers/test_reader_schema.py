@@ -40,6 +40,8 @@ async def test_schemathesis_finds_no_difference_between_schema_and_reader(
         ("overview", ("binance",), {"scope": "binance"}),
         ("volatility", ("binance", "BTC/USDT"), {"volatility": 0.01}),
         ("signals", ("binance", "BTC/USDT"), ["rsi_overbought"]),
+        ("books", ("binance", "BTC/USDT"), {"bids": [[1.0, 2.0]], "asks": [[1.5, 1.0]]}),
+        ("candles", ("binance", "BTC/USDT", "1m"), {"rows": [[0, 1, 2, 0.5, 1.5, 10]] * 3}),
     ]:
         key = key_for(data_type, *ids, prefix=prefix)
         await cache.set(key, value, data_type=data_type, as_of=now, warm_interval=600)

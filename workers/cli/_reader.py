@@ -29,7 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def worker_app() -> object:
     """One granian worker's app (called in each worker process)."""
-    from readers import ServerOptions, create_app
+    from readers import OriginWatch, ServerOptions, create_app
     from tiers import MultiTierCache
 
     settings = Settings.from_env()
@@ -69,6 +69,7 @@ def worker_app() -> object:
         limits=options.limits,
         watch_port=options.port,
         on_close=close,
+        origins=OriginWatch(settings.redis_url, settings.key_prefix),  # for stale-if-error
         demand=demand,
     )
 

@@ -19,6 +19,8 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from tiers._metrics import OUTCOMES, summarize_reads
+
 HELP = "show the fleet's phase, throughput, hit rates, freshness and errors"
 
 #: process -> default metrics URL (see the deploy files and `warmfleet run`)
@@ -55,6 +57,67 @@ def by_label(samples: Samples, name: str, label: str) -> dict[str, float]:
         if sample == name:
             out[dict(labels).get(label, "")] += value
     return dict(out)
+
+
+def _buckets(samples: Samples, name: str, **match: str) -> dict[float, float]:
+    """A histogram's cumulative buckets (``le`` -> count), summed over other labels."""
+    out: dict[float, float] = defaultdict(float)
+    for (sample, labels), value in samples.items():
+        named = dict(labels)
+        if sample == name and all(named.get(k) == v for k, v in match.items()):
+            out[float(named["le"])] += value
+    return dict(out)
+
+
+def _minus(now: dict[Any, float], before: dict[Any, float]) -> dict[Any, float]:
+    return {k: v - before.get(k, 0.0) for k, v in now.items()}
+
+
+def read_shares(now: Samples, before: Samples | None) -> dict[str, Any]:
+    """The seed's table: the share of all reads answered by L1, L2, L3, stale and missed
+    (summing to 100 %), read latency p50/p95/p99 and the read error rate — over the window
+    since ``before`` when it has reads, else since the process started."""
+
+    def rows(samples: Samples) -> tuple[dict[str, float], dict[float, float], float]:
+        counts = by_label(samples, "warmfleet_cache_reads_total", "outcome")
+        buckets = _buckets(samples, "warmfleet_cache_read_seconds_bucket")
+        return counts, buckets, total(samples, "warmfleet_cache_read_errors_total")
+
+    counts, buckets, errors = rows(now)
+    window = False
+    if before is not None:
+        then = rows(before)
+        d_counts = _minus(counts, then[0])
+        if sum(d_counts.get(o, 0.0) for o in OUTCOMES) > 0:
+            counts, buckets, errors = d_counts, _minus(buckets, then[1]), errors - then[2]
+            window = True
+    summary = summarize_reads(counts, sorted(buckets.items()), errors)
+    summary["window"] = window
+    return summary
+
+
+def served_ages(now: Samples, before: Samples | None) -> dict[str, dict[str, float | None]]:
+    """Per data type: the age of what the reader served, p50/p99 seconds — of the data
+    types answered in the window since ``before``, else (no answers in it) since start."""
+    name = "warmfleet_reader_served_age_seconds_bucket"
+    since_start = {dt: _buckets(now, name, data_type=dt) for dt in by_label(now, name, "data_type")}
+    chosen = since_start
+    if before is not None:
+        window = {
+            dt: delta
+            for dt, buckets in since_start.items()
+            if max((delta := _minus(buckets, _buckets(before, name, data_type=dt))).values()) > 0
+        }
+        chosen = window or since_start
+    out: dict[str, dict[str, float | None]] = {}
+    for data_type, buckets in sorted(chosen.items()):
+        # summarize_reads' quantiles are Prometheus' histogram_quantile (in ms)
+        figures = summarize_reads({}, sorted(buckets.items()), 0)
+        out[data_type] = {
+            q: None if figures[f"{q}_ms"] is None else figures[f"{q}_ms"] / 1000
+            for q in ("p50", "p99")
+        }
+    return out
 
 
 @dataclass
@@ -135,6 +198,8 @@ def summarise(now: Snapshot, before: Snapshot | None) -> dict[str, Any]:
         "reads_per_s": rate("reader", "warmfleet_reader_requests_total"),
         "tiers": tiers,
         "overall_hit_rate": served / lookups if lookups else None,
+        "reads": read_shares(reader, earlier if before is not None else None),
+        "served_age_s": served_ages(reader, earlier if before is not None else None),
         "freshness_s": {f"{dt_}/{which}": v for (dt_, which), v in sorted(fresh.items())},
         "errors": {
             "poller": total(poller, "warmfleet_poller_errors_total"),
@@ -201,13 +266,32 @@ def render(summary: dict[str, Any]) -> Group:
         )
     overall = summary["overall_hit_rate"]
     tiers.caption = f"overall {_fmt(None if overall is None else overall * 100, '%', 2)} (window)"
+    reads = summary["reads"]
+    shares = Table(
+        title="reads by what answered them (reader, "
+        + (f"last {window:g} s)" if reads["window"] else "since start)")
+    )
+    for col in ("L1", "L2", "L3", "stale", "missed", "p50", "P95", "p99", "errors"):
+        shares.add_column(col, justify="right")
+    share = reads["shares"]
+    shares.add_row(
+        *(_fmt(None if share[o] is None else share[o] * 100, "%") for o in OUTCOMES),
+        *(_fmt(reads[q], " ms", 2) for q in ("p50_ms", "p95_ms", "p99_ms")),
+        _fmt(None if reads["error_rate"] is None else reads["error_rate"] * 100, "%", 2),
+    )
+    shares.caption = f"{reads['reads']:,} reads; shares sum to 100 %"
+    ages = Table(title="served age per data type (reader, s)")
+    for col in ("data type", "p50", "p99"):
+        ages.add_column(col, justify="right")
+    for data_type, age in summary["served_age_s"].items():
+        ages.add_row(data_type, _fmt(age["p50"]), _fmt(age["p99"]))
     fresh = Table(title="freshness of warmed keys (age, s)")
     fresh.add_column("data type / which")
     fresh.add_column("age", justify="right")
     for k, v in summary["freshness_s"].items():
         fresh.add_row(k, _fmt(v))
     errors = "  ".join(f"{k} {v:g}" for k, v in summary["errors"].items())
-    return Group(head, tiers, fresh, f"errors: {errors}")
+    return Group(head, tiers, shares, ages, fresh, f"errors: {errors}")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

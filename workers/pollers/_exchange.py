@@ -47,6 +47,7 @@ from topics import (
 )
 from topics.records import BookTop, Candles, Ticker, WarmJob
 from workers.pollers import _metrics as metrics
+from workers.pollers import _origin
 from workers.pollers._backoff import Backoff
 from workers.pollers._venues import client_options
 
@@ -190,6 +191,7 @@ class ExchangePoller:
         metrics.BREAKER_OPEN.labels(exchange_id).set(0)
 
     async def close(self) -> None:
+        _origin.forget(self.exchange)
         await self.client.close()
 
     # -- requests ---------------------------------------------------------------------------
@@ -266,6 +268,7 @@ class ExchangePoller:
         # the breaker logs exchange_breaker_open itself
         if self.breaker.failure(f"{endpoint}: {error}"):
             metrics.BREAKER_OPEN.labels(self.exchange).set(1)
+            _origin.opened(self.exchange, self.breaker)  # readers serve its keys stale-if-error
 
     # -- markets ----------------------------------------------------------------------------
 
