@@ -143,6 +143,10 @@ async def _always_ready() -> bool:
     return True
 
 
+def _unmeasured(key: str) -> None:
+    return None
+
+
 class ReaderApp:
     """The reader as an RSGI app. ``on_close`` runs when the worker stops (closing the cache
     the worker opened); ``watch_port`` turns on the connection watcher for that port;
@@ -161,9 +165,11 @@ class ReaderApp:
         on_close: Callable[[], Coroutine[Any, Any, None]] | None = None,
         origins: OriginWatch | None = None,
         stale_window: Callable[[DataType], float] | None = None,
+        on_read: Callable[[str], None] | None = None,
         demand: ReaderDemand | None = None,
     ) -> None:
         self.cache = cache
+        self.on_read = on_read or _unmeasured  # the hot set's counter (tiers.HeatRecorder)
         self.demand = demand  # None: a cold key is a plain 404 (docs/demand.md)
         self.prefix = key_prefix
         self.ready = ready or _always_ready
@@ -221,6 +227,7 @@ class ReaderApp:
             ):
                 fresh_s, control, _, ages = policy  # type: ignore[misc]  # a hot target has one
                 try:
+                    self.on_read(keys[0])
                     hit = await self.cache.get(keys[0])
                     if hit is not None:
                         if self.demand is not None:
@@ -332,6 +339,7 @@ class ReaderApp:
         policy = target.policy or self._policy(key)
         if max_stale is None and target.exchange in self.origins.failing:
             max_stale = policy.stale_s  # stale-if-error: the origin is known to be failing
+        self.on_read(key)
         hit = await self.cache.get(key, max_age=limit, max_stale=max_stale)
         if hit is None:
             return await self._miss(key, limit, max_stale)

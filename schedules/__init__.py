@@ -8,7 +8,12 @@
     await PhaseClock(config, bootstrap_servers=...).run(stop)
     await OverrideLog(bootstrap_servers).set(Phase.MARKET_HOURS, 1800)   # control.phase
 
-Imports ``topics`` and nothing else of ours (``tiers`` only in tests: the TTL invariant).
+Books and candles jobs name the fleet's hot set (``PhaseClock(..., hot_set=tiers.HeatView)``,
+``schedules._warmset``); every job fires ``[warm.hot_set] pre_warm_lead_s`` before a change to a
+faster phase (docs/clock.md).
+
+Imports ``topics`` and nothing else of ours (``tiers`` only in tests: the TTL invariant and
+the hot set, which the clock takes through a protocol).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from schedules._config import (
     DEFAULT_PATH,
     Boost,
     ExchangeWarm,
+    HotSetWarm,
     PhaseConfig,
     default_path,
     load_config,
@@ -56,6 +62,7 @@ __all__ = [
     "ClockError",
     "ExchangeWarm",
     "Firing",
+    "HotSetWarm",
     "IntervalHistory",
     "JobKey",
     "LastWarm",

@@ -30,10 +30,12 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from schedules import _metrics as metrics
+from schedules._calendar import Phase
 from schedules._config import PhaseConfig
 from schedules._leader import ClockElection
 from schedules._overrides import PHASE_KEY, OverrideFollower
 from schedules._plan import (
+    Firing,
     JobKey,
     Override,
     PhaseState,
@@ -46,6 +48,7 @@ from schedules._plan import (
     warm_job,
 )
 from schedules._takeover import read_last_warms, takeover_dues
+from schedules._warmset import HotSet, job_symbols, prewarm_at
 from topics import ANALYSIS_OVERVIEW, CONTROL_CLOCK, CONTROL_PHASE, WARM_JOBS
 from topics.kafka import ensure_topics, start_producer
 from topics.records import MarketOverview
@@ -53,6 +56,7 @@ from topics.records import MarketOverview
 log = structlog.get_logger(__name__)
 
 TRANSITION_JOB = "phase-transition"
+PREWARM_JOB = "phase-prewarm"
 #: the Kafka header naming the clock that issued a job (pollers fence on the job's
 #: ``fencing_token``; tests and operators use the header to see which clock leads)
 CLOCK_HEADER = "warmfleet-clock"
@@ -68,7 +72,9 @@ class PhaseClock:
     ``session_timeout_s``: how long a dead leader keeps the lead (the consumer group's
     session timeout; Kafka's default floor is 6 s); ``heartbeat_s``: how often the leader
     renews it; ``catch_up_ramp_s``: over how long a new leader spreads the jobs that are
-    overdue when it takes over.
+    overdue when it takes over. ``hot_set`` (``tiers.HeatView``): the fleet's hot set; books
+    and candles jobs then name its hottest symbols within each exchange's budget
+    (``schedules._warmset``), and the clock runs the view's refresh loop.
     """
 
     def __init__(
@@ -84,6 +90,7 @@ class PhaseClock:
         catch_up_ramp_s: float = 10.0,
         watch_overview: bool = True,
         kafka_options: Mapping[str, Any] | None = None,
+        hot_set: HotSet | None = None,
     ) -> None:
         self.config = config
         self.owner = owner or default_owner()
@@ -93,6 +100,8 @@ class PhaseClock:
         self._tick_s = min(heartbeat_s, poll_every_s)
         self._ramp_s = catch_up_ramp_s
         self._watch_overview = watch_overview
+        self.hot_set = hot_set
+        self._last_fired: dict[JobKey, float] = {}  # monotonic, per job: what pre-warm skips
         self._jobs = {key.job_id: key for key in jobs(config)}
         self._warm_topic = WARM_JOBS.named(namespace)
         self._phase_topic = CONTROL_PHASE.named(namespace)
@@ -133,6 +142,8 @@ class PhaseClock:
         )
         self._producer = await start_producer(self._bootstrap, self._kafka_options)
         tasks = [asyncio.create_task(self.overrides.run(), name="clock-overrides")]
+        if self.hot_set is not None:
+            tasks.append(asyncio.create_task(self.hot_set.run(), name="clock-hot-set"))
         if self._watch_overview:
             tasks.append(asyncio.create_task(self._watch_volatility(), name="clock-volatility"))
         try:
@@ -294,6 +305,7 @@ class PhaseClock:
         return effective_interval(self.config, state.phase, key.data_type, exchange, state.boost)
 
     def _arm_transition(self, state: PhaseState) -> None:
+        self._arm_prewarm(state)
         if state.next_change is None:
             with contextlib.suppress(Exception):
                 self._scheduler.remove_job(TRANSITION_JOB)
@@ -305,6 +317,50 @@ class PhaseClock:
             name=TRANSITION_JOB,
             replace_existing=True,
         )
+
+    def _arm_prewarm(self, state: PhaseState) -> None:
+        planned = prewarm_at(self.config, state, self.override)
+        if planned is None:
+            with contextlib.suppress(Exception):
+                self._scheduler.remove_job(PREWARM_JOB)
+            return
+        at, coming = planned
+        self._scheduler.add_job(
+            self._on_prewarm,
+            DateTrigger(run_date=at, timezone=UTC),
+            args=[coming],
+            id=PREWARM_JOB,
+            name=PREWARM_JOB,
+            replace_existing=True,
+        )
+
+    async def _on_prewarm(self, coming: Phase) -> None:
+        """Fire every job now, ahead of the change to the faster phase ``coming``, unless it
+        fired within the lead anyway; each continues its schedule from now (the change
+        then moves it to ``min(due, change + new interval)``, as for any job)."""
+        lead = self.config.hot_set.pre_warm_lead_s
+        async with self._lock:
+            if not self.leader:
+                return
+            fired = 0
+            for job_id, key in self._jobs.items():
+                last = self._last_fired.get(key)
+                if last is not None and time.monotonic() - last < lead:
+                    continue
+                firing = await self._fire(key, budget_phase=coming)
+                if firing is None:
+                    continue
+                fired += 1
+                metrics.PREWARMED.labels(exchange=key.exchange, data_type=key.data_type.value).inc()
+                due = firing.at + timedelta(seconds=firing.interval_s)
+                self._scheduler.modify_job(
+                    job_id,
+                    trigger=IntervalTrigger(
+                        seconds=firing.interval_s, start_date=due, timezone=UTC
+                    ),
+                    next_run_time=due,
+                )
+        log.info("phase_prewarmed", coming=coming.value, jobs=fired, lead_s=lead)
 
     async def _on_transition(self) -> None:
         async with self._lock:
@@ -337,16 +393,18 @@ class PhaseClock:
             next_change=_iso(state.next_change),
         )
 
-    async def _fire(self, key: JobKey) -> None:
+    async def _fire(self, key: JobKey, budget_phase: Phase | None = None) -> Firing | None:
+        """Publish one warm job of ``key`` now; what it fired, or None. ``budget_phase``
+        caps its hot-set symbols by that phase's budget (a pre-warm: the faster one)."""
         if not self.leader or self._producer is None:
-            return
+            return None
         token = self.election.token
         if not self.election.leading or token is None:
             # the lead is no longer confirmed (a rebalance, Kafka unreachable): a job now
             # could be a deposed leader's; the tick decides whether we still lead
             metrics.ERRORS.labels(kind="unconfirmed_lead").inc()
             log.info("warm_job_withheld", exchange=key.exchange, data_type=key.data_type.value)
-            return
+            return None
         now = datetime.now(UTC)
         firing = fire(self.config, key, now, self.override, self.boost)
         job = self._scheduler.get_job(key.job_id)
@@ -361,7 +419,21 @@ class PhaseClock:
                 next_run_time=due,
                 trigger=IntervalTrigger(seconds=firing.interval_s, start_date=due, timezone=UTC),
             )
-        record = warm_job(self.config, firing, uuid.uuid4().hex, fencing_token=token)
+        symbols, skipped = job_symbols(
+            self.config, key, budget_phase or firing.phase, firing.boost, self.hot_set
+        )
+        if skipped is not None:
+            metrics.JOBS_SKIPPED.labels(key.exchange, key.data_type.value, skipped).inc()
+            log.debug(
+                "warm_job_skipped",
+                exchange=key.exchange,
+                data_type=key.data_type.value,
+                reason=skipped,
+            )
+            return None
+        record = warm_job(
+            self.config, firing, uuid.uuid4().hex, fencing_token=token, symbols=symbols
+        )
         try:
             await self._producer.send_and_wait(
                 self._warm_topic,
@@ -377,8 +449,11 @@ class PhaseClock:
                 data_type=key.data_type.value,
                 error=str(exc),
             )
-            return
+            return None
+        self._last_fired[key] = time.monotonic()
         metrics.JOBS_PUBLISHED.labels(exchange=key.exchange, data_type=key.data_type.value).inc()
+        if self.hot_set is not None and record.symbols:
+            metrics.JOB_SYMBOLS.labels(key.exchange, key.data_type.value).set(len(record.symbols))
         log.debug(
             "warm_job_published",
             exchange=key.exchange,
@@ -386,7 +461,9 @@ class PhaseClock:
             phase=firing.phase.value,
             interval_s=firing.interval_s,
             token=token,
+            symbols=len(record.symbols),
         )
+        return firing
 
     async def _publish_phase(self, state: PhaseState) -> None:
         if self._producer is None or not self.election.leading:

@@ -62,6 +62,23 @@ class Boost:
 
 
 @dataclass(frozen=True, slots=True)
+class HotSetWarm:
+    """How the clock warms the fleet's hot set (``schedules._warmset``).
+
+    ``pre_warm_lead_s``: how long before a change to a faster phase every job fires early
+    (0 turns pre-warming off). ``budget_share``: the part of each exchange's
+    ``requests_per_s`` the scheduled warms may use; the rest is left to demand warms.
+    """
+
+    pre_warm_lead_s: float = 5.0
+    budget_share: float = 0.5
+
+
+#: a pre-warm is a lead, not a schedule: past this it would warm for the old phase's reads
+MAX_PRE_WARM_LEAD_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
 class PhaseConfig:
     """Everything in a phases file: the calendar, what is warmed, deadlines, the boost."""
 
@@ -70,6 +87,7 @@ class PhaseConfig:
     #: a job's deadline is ``min(interval, deadline_s)`` after it was issued
     deadline_s: float = 8.0
     boost: Boost = field(default_factory=Boost)
+    hot_set: HotSetWarm = field(default_factory=HotSetWarm)
     source: str = "<defaults>"
 
     def exchange(self, name: str) -> ExchangeWarm:
@@ -115,13 +133,14 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "<dict>") -> PhaseConf
     )
     _known(_table(raw, "phases", "phases"), "phases.", {"intervals", "multipliers"})
     warm = _table(raw, "warm", "warm")
-    _known(warm, "warm.", {"deadline_s", "exchanges"})
+    _known(warm, "warm.", {"deadline_s", "exchanges", "hot_set"})
     exchanges = _exchanges(_table(warm, "exchanges", "warm.exchanges"))
     return PhaseConfig(
         calendar=calendar,
         exchanges=exchanges,
         deadline_s=_positive(warm.get("deadline_s", 8.0), "warm.deadline_s"),
         boost=_boost(_table(raw, "boost", "boost")),
+        hot_set=_hot_set(_table(warm, "hot_set", "warm.hot_set")),
         source=source,
     )
 
@@ -304,6 +323,27 @@ def _exchanges(table: Mapping[str, Any]) -> tuple[ExchangeWarm, ...]:
             )
         )
     return tuple(out)
+
+
+def _hot_set(table: Mapping[str, Any]) -> HotSetWarm:
+    _known(table, "warm.hot_set.", {"pre_warm_lead_s", "budget_share"})
+    default = HotSetWarm()
+    lead = table.get("pre_warm_lead_s", default.pre_warm_lead_s)
+    if (
+        isinstance(lead, bool)
+        or not isinstance(lead, int | float)
+        or not 0 <= lead <= MAX_PRE_WARM_LEAD_S
+    ):
+        raise ConfigError(
+            "warm.hot_set.pre_warm_lead_s",
+            lead,
+            f"must be seconds in [0, {MAX_PRE_WARM_LEAD_S:g}] (0 = no pre-warming)",
+        )
+    raw_share = table.get("budget_share", default.budget_share)
+    share = _positive(raw_share, "warm.hot_set.budget_share")
+    if share > 1:
+        raise ConfigError("warm.hot_set.budget_share", raw_share, "must be in (0, 1]")
+    return HotSetWarm(pre_warm_lead_s=float(lead), budget_share=share)
 
 
 def _boost(table: Mapping[str, Any]) -> Boost:

@@ -17,6 +17,22 @@ JOBS_PUBLISHED = Counter(
     "warm jobs published to warm.jobs",
     ["exchange", "data_type"],
 )
+JOBS_SKIPPED = Counter(
+    "warmfleet_clock_jobs_skipped_total",
+    "warm jobs not published because they would name no symbol (hot_set_empty, "
+    "hot_set_unknown, no_budget)",
+    ["exchange", "data_type", "reason"],
+)
+JOB_SYMBOLS = Gauge(
+    "warmfleet_clock_job_symbols",
+    "symbols the last hot-set warm job of an exchange and data type named",
+    ["exchange", "data_type"],
+)
+PREWARMED = Counter(
+    "warmfleet_clock_prewarm_jobs_total",
+    "warm jobs fired early, ahead of a change to a faster phase",
+    ["exchange", "data_type"],
+)
 IS_LEADER = Gauge(
     "warmfleet_clock_is_leader", "1 while this clock leads (elected through Kafka, confirmed)"
 )

@@ -178,17 +178,24 @@ def deadline_s(config: PhaseConfig, interval_s: float) -> float:
 
 
 def warm_job(
-    config: PhaseConfig, firing: Firing, job_id: str, *, fencing_token: int = 0
+    config: PhaseConfig,
+    firing: Firing,
+    job_id: str,
+    *,
+    fencing_token: int = 0,
+    symbols: Sequence[str] | None = None,
 ) -> WarmJob:
-    """The WarmJob a firing publishes (``symbols`` empty = all active markets), stamped with
-    the issuing leader's ``fencing_token``."""
+    """The WarmJob a firing publishes (``symbols`` empty = all active markets; None = the
+    config's list for the type, ``schedules._warmset`` chooses from the hot set), stamped
+    with the issuing leader's ``fencing_token``."""
     issued = to_ms(firing.at)
-    exchange = config.exchange(firing.exchange)
+    if symbols is None:
+        symbols = config.exchange(firing.exchange).symbols_for(firing.data_type)
     return WarmJob(
         job_id=job_id,
         exchange=firing.exchange,
         data_type=firing.data_type.value,
-        symbols=list(exchange.symbols_for(firing.data_type)),
+        symbols=list(symbols),
         phase=firing.phase.value,
         interval_s=firing.interval_s,
         issued_ms=issued,

@@ -19,6 +19,7 @@ METRIC_MODULES = (
     "workers.agents._deadletter",
     "schedules._metrics",
     "readers._app",
+    "tiers._hotset",
     "demand._metrics",
 )
 

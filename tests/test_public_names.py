@@ -26,13 +26,14 @@ PUBLIC: dict[str, str] = {
     """,
     "tiers": """
         BreakerState Bus CacheError CacheUnavailable CircuitBreaker CorruptEntry
-        DEFAULT_MAX_BYTES DirectCacheAdapter Envelope HashRing Hit LEVELS MemcachedTier
+        DEFAULT_MAX_BYTES DirectCacheAdapter Envelope HashRing HeatRecorder HeatView Hit
+        HotSetOptions LEVELS MemcachedTier
         MemoryTier MultiTierCache RedisBus RedisTier StoreItem TTLPolicy Tier TierLevel
         UnencodableValue ValueTooLarge Write check_key decode encode tier_from_url
     """,
     "schedules": """
         Boost CLOCK_HEADER Claim ClockElection ClockError DEFAULT_INTERVALS_S DEFAULT_PATH
-        ExchangeWarm Firing INTERVAL_TYPES IntervalHistory JobKey LastWarm Override
+        ExchangeWarm Firing HotSetWarm INTERVAL_TYPES IntervalHistory JobKey LastWarm Override
         OverrideLog Phase PhaseCalendar PhaseClock PhaseConfig PhaseState Sessions
         boost_active deadline_s default_path effective_interval jobs last_warms load_config
         next_due parse_config parse_override pick_leader plan_firings published_intervals

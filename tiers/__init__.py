@@ -8,7 +8,11 @@ hit = await cache.get(key, max_age=30)   # Hit(value, as_of, age, tier, stale) o
 hit = await cache.get(key, max_stale=300)  # also a copy up to 300 s past its fresh TTL
 hit = await cache.get(key, stale_if_error=True)  # origin failing: the last good copy, flagged
 
-Freshness, the invalidation bus and the read metrics: docs/tiers.md.
+heat = HeatRecorder(redis_url, prefix="virt"); heat.touch(key)   # a reader counts its reads
+view = HeatView(redis_url, prefix="virt"); TTLPolicy(heat=view)  # the fleet's hot set
+
+Freshness, the invalidation bus and the read metrics: docs/tiers.md; the hot set:
+docs/clock.md.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from tiers._errors import (
 )
 from tiers._hashring import HashRing
 from tiers._hit import Hit, Write
+from tiers._hotset import HeatRecorder, HeatView, HotSetOptions
 from tiers._keys import check_key
 from tiers._memcached import MemcachedTier
 from tiers._memory import MemoryTier
@@ -48,7 +53,10 @@ __all__ = [
     "DirectCacheAdapter",
     "Envelope",
     "HashRing",
+    "HeatRecorder",
+    "HeatView",
     "Hit",
+    "HotSetOptions",
     "MemcachedTier",
     "MemoryTier",
     "MultiTierCache",

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from topics import ConfigError, DataType
 
@@ -29,6 +29,13 @@ class TierLevel(StrEnum):
 
 
 LEVELS: tuple[TierLevel, ...] = (TierLevel.L1, TierLevel.L2, TierLevel.L3)
+
+
+class AccessWeights(Protocol):
+    """A key's measured access weight (``tiers.HeatView``): 1 for a key nobody reads."""
+
+    def weight(self, key: str) -> float: ...
+
 
 #: base TTL seconds (L1, L2, L3); the old report's defaults: overview 15/30/120, default 30/60/300
 DEFAULT_BASE_S: Mapping[DataType, tuple[float, float, float]] = {
@@ -71,6 +78,9 @@ class TTLPolicy:
     ``volatility`` is the symbol's EWMA volatility of log returns (a fraction: 0.01 = 1 %);
     ``k`` sets how fast TTLs shrink as it rises (k=25: 1 % -> x0.78, 4 % -> x0.37).
     ``access_weight`` > 1 keeps hot keys longer, < 1 shorter (clamped to [0.25, 4]).
+    ``heat`` measures it per key (``tiers.HeatView``: 1 + (access_pattern - 0.5) from the
+    fleet's hot set); a write passes its keys (``ttls_many(..., keys=...)``) and each key's
+    measured weight multiplies ``access_weight``. Without ``heat`` every key weighs 1.
     ``stale_s`` (seconds, per data type or one figure for all) is how long the deepest tier
     keeps a copy after its fresh TTL, for readers that accept stale data; every TTL here,
     and the warm-coverage rule, is about the fresh TTL.
@@ -89,6 +99,7 @@ class TTLPolicy:
     grace_ratio: float = 0.25
     grace_min_s: float = 10.0
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+    heat: AccessWeights | None = field(default=None, compare=False, repr=False)
     # (base, floor, ceiling) per (data type, tier) and per (data type, levels), keyed by what
     # callers pass (str or enum; a StrEnum hashes as its value): set_many asks for a TTL per
     # write and tier, and building enums per call was a third of its time. The tables are
@@ -172,22 +183,35 @@ class TTLPolicy:
         *,
         warm_interval: float | None = None,
         access_weight: float = 1.0,
+        keys: Sequence[str] | None = None,
     ) -> list[list[float]]:
         """``ttls`` for a batch of (data type, volatility) pairs, each as a list in the order
         of ``levels``: THE formula (``ttl_for`` and ``ttls`` are this for one write). It is
         on every write's path, so the per-level rows are looked up once per data type and
-        the coverage once per batch."""
+        the coverage once per batch. ``keys`` (one per write) turn on the measured access
+        weight of each key when the policy has ``heat``."""
         cover = 0.0
         if warm_interval is not None and warm_interval > 0:
             cover = self.coverage_s(warm_interval)
         weight = _weight(access_weight)
+        heat = self.heat
+        weights: Iterable[float] | None = None
+        if heat is not None and keys is not None:
+            measure = heat.weight
+            weights = [_weight(access_weight * measure(key)) for key in keys]
         # rng.uniform(-j, j) is -j + (j - -j) * rng.random(): the same draw, without a call
         draw, low, span = self.rng.random, -self.jitter, self.jitter + self.jitter
         memo, scale_of = self._by_levels, self._scale
         out: list[list[float]] = []
+        per_key = iter(weights) if weights is not None else None
         for data_type, volatility in writes:
             rows = memo.get((data_type, levels)) or self._level_rows(data_type, levels)
             scale = scale_of(volatility)
+            if per_key is not None:
+                measured = next(per_key, None)
+                if measured is None:
+                    raise ValueError("ttls_many: keys must give one key per write")
+                weight = measured
             figures: list[float] = []
             floor = 0.0
             for _level, base, lo, hi in rows:
@@ -238,4 +262,6 @@ def _remember(memo: dict[K, V], key: K, value: V) -> None:
 
 
 def _weight(access_weight: float) -> float:
+    if math.isnan(access_weight):
+        return 1.0  # no measure, no change
     return min(max(access_weight, 0.25), 4.0)

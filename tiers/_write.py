@@ -73,6 +73,7 @@ class WritePath:
         ttls = self.policy.ttls_many(
             [(w.data_type, w.volatility) for w in writes], self.levels,
             warm_interval=warm_interval,
+            keys=None if self.policy.heat is None else [w.key for w in writes],
         )  # fmt: skip
         columns: dict[int, list[float | None]] = {}  # tier position -> TTL per write or None
         in_l1: list[Hit | None] = []

@@ -14,12 +14,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from schedules import CLOCK_HEADER, DEFAULT_PATH
 from schedules._leader import members
 from tests._servers import PrivateServer, private_server
 from tests.schedules.conftest import Recorder, Seen
-from topics import WARM_JOBS
+from tiers import HotSetOptions
+from tiers._hotset import FLUSH, set_names
+from topics import WARM_JOBS, key_for
 
 __all__ = ["private_server"]  # the fixture, imported to be used here
 
@@ -44,6 +47,23 @@ def spawn(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         )  # fmt: skip
 
 
+def seed_hot_set(redis_url: str, prefix: str) -> None:
+    """Readers have read BTC/USDT's books and candles on both exchanges: the clocks' books
+    and candles jobs name it (with an empty hot set they would publish none)."""
+    options = HotSetOptions()
+    keys = [
+        key_for(data_type, exchange, "BTC/USDT", prefix=prefix)
+        for data_type in ("books", "candles")
+        for exchange in ("binance", "okx")
+    ]
+    args = [round(options.half_life_s * 1000), options.floor, options.max_keys, options.keep_ms]
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.eval(FLUSH, 2, *set_names(prefix), *args, *itertools.chain(*((k, 50) for k in keys)))
+    finally:
+        client.close()
+
+
 def pid_of(owner: str) -> int:
     return int(owner.split(":")[-2])  # host:pid:random
 
@@ -58,12 +78,14 @@ def clocks(
     started: list[subprocess.Popen[bytes]] = []
 
     def start(n: int, redis_url: str = "redis://127.0.0.1:6379/0") -> list[subprocess.Popen[bytes]]:
+        seed_hot_set(redis_url, namespace.rstrip("."))
         env = {
             **os.environ,
             "WARMFLEET_NAMESPACE": namespace,
             "WARMFLEET_PHASES": str(phases),
             "WARMFLEET_KAFKA_URL": f"kafka://{kafka_bootstrap}",
             "WARMFLEET_REDIS_URL": redis_url,
+            "WARMFLEET_KEY_PREFIX": namespace.rstrip("."),
             "WARMFLEET_LOG_FORMAT": "json",
             "WARMFLEET_METRICS_PORT": "0",
         }
@@ -156,8 +178,12 @@ async def test_warming_goes_on_from_exactly_one_clock_while_redis_is_down(
     mark = len(recorder.seen)
     await asyncio.sleep(12)  # two session timeouts: a lease in Redis would have run out
     during = jobs_of(recorder, namespace, mark)
-    # 2 exchanges x 3 data types at 1 s (okx and binance floors 0.5 s): dozens of jobs
+    # 2 exchanges x 3 data types at 1 s (okx and binance floors 0.5 s): dozens of jobs;
+    # books and candles name the hot set the clock read before Redis went away
     assert len(during) >= 30, len(during)
+    assert {tuple(s.value.symbols) for s in during if s.value.data_type != "tickers"} == {
+        ("BTC/USDT",)
+    }
     assert owners(during) == {leader}
     assert len({s.value.fencing_token for s in during}) == 1
     # no key went unwarmed: per (exchange, data type), consecutive jobs within a few seconds

@@ -49,7 +49,8 @@ def test_public_names_are_pinned() -> None:
 PUBLIC = [
     "DEFAULT_MAX_BYTES", "LEVELS", "BreakerState", "Bus", "CacheError", "CacheUnavailable",
     "CircuitBreaker", "CorruptEntry", "DirectCacheAdapter", "Envelope", "HashRing", "Hit",
-    "MemcachedTier", "MemoryTier", "MultiTierCache", "RedisBus", "RedisTier", "StoreItem",
+    "HeatRecorder", "HeatView", "HotSetOptions", "MemcachedTier", "MemoryTier", "MultiTierCache",
+    "RedisBus", "RedisTier", "StoreItem",
     "TTLPolicy", "Tier", "TierLevel", "UnencodableValue", "ValueTooLarge", "Write",
     "check_key", "decode", "encode", "tier_from_url",
 ]  # fmt: skip

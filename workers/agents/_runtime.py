@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import faust
 
-from tiers import MultiTierCache
+from tiers import HeatView, MultiTierCache, TTLPolicy
 from topics import (
     ANALYSIS_OVERVIEW,
     ANALYSIS_SYMBOLS,
@@ -52,6 +52,8 @@ class Runtime:
         #: most events one batch of the symbol stream takes (it takes what has arrived)
         self.batch_max = 20_000
         self._cache: MultiTierCache | None = None
+        #: the fleet's hot set: each key's measured access weight in the TTL policy
+        self.heat = HeatView(settings.redis_url, prefix=settings.key_prefix)
         self._keys: dict[tuple[str, ...], str] = {}
 
     @property
@@ -60,14 +62,16 @@ class Runtime:
         if self._cache is None:
             s = self.settings
             self._cache = MultiTierCache.from_urls(
-                s.memory_url, s.memcached_url, s.redis_url, source="agents"
-            )
+                s.memory_url, s.memcached_url, s.redis_url, source="agents",
+                ttl_policy=TTLPolicy(heat=self.heat),
+            )  # fmt: skip
         return self._cache
 
     async def close(self) -> None:
         if self._cache is not None:
             await self._cache.close()
             self._cache = None
+        await self.heat.close()
 
     def key(self, data_type: str, *ids: str) -> str:
         """``key_for`` with this worker's prefix, remembered: every event of a batch needs

@@ -140,6 +140,9 @@ async def _clock(settings: Settings, config: Any, args: argparse.Namespace) -> i
         from prometheus_client import start_http_server
 
         start_http_server(settings.metrics_port)
+    from tiers import HeatView
+
+    hot_set = HeatView(settings.redis_url, prefix=settings.key_prefix)  # docs/clock.md
     clock = PhaseClock(
         config,
         bootstrap_servers=list(settings.kafka_servers),
@@ -148,6 +151,7 @@ async def _clock(settings: Settings, config: Any, args: argparse.Namespace) -> i
         heartbeat_s=args.renew_every,
         catch_up_ramp_s=args.catch_up_ramp,
         kafka_options=settings.kafka_client_options(),
+        hot_set=hot_set,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -164,6 +168,8 @@ async def _clock(settings: Settings, config: Any, args: argparse.Namespace) -> i
     except (ClockError, BrokerUnavailable) as exc:
         log.error("clock_failed", error=str(exc))
         return 1
+    finally:
+        await hot_set.close()
     return 0
 
 

@@ -30,7 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def worker_app() -> object:
     """One granian worker's app (called in each worker process)."""
     from readers import OriginWatch, ServerOptions, create_app
-    from tiers import MultiTierCache
+    from tiers import HeatRecorder, MultiTierCache
 
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)  # type: ignore[arg-type]
@@ -38,6 +38,13 @@ def worker_app() -> object:
     cache = MultiTierCache.from_urls(
         settings.memory_url, settings.memcached_url, settings.redis_url
     )
+    heat = HeatRecorder(settings.redis_url, prefix=settings.key_prefix)  # the hot set
+
+    async def close() -> None:
+        if demand is not None:
+            await demand.close()
+        await heat.close()
+        await cache.close()
 
     async def ready() -> bool:
         # ready while at least one shared tier (L2/L3) is not cut off by its breaker
@@ -57,11 +64,6 @@ def worker_app() -> object:
     )
     demand = _demand(cache, settings)  # docs/demand.md; WARMFLEET_DEMAND=off: plain 404s
 
-    async def close() -> None:
-        if demand is not None:
-            await demand.close()
-        await cache.close()
-
     return create_app(
         cache,
         key_prefix=settings.key_prefix,
@@ -70,6 +72,7 @@ def worker_app() -> object:
         watch_port=options.port,
         on_close=close,
         origins=OriginWatch(settings.redis_url, settings.key_prefix),  # for stale-if-error
+        on_read=heat.touch,
         demand=demand,
     )
 
