@@ -54,4 +54,4 @@ alerts-check:
 
 chaos: install
 	$(BIN)/warmfleet chaos $(CHAOS_ARGS)
-	$(BIN)/pytest -m chaos tests/chaos tests/tiers/test_cluster_bus.py $(PYTEST_ARGS)
+	$(BIN)/pytest -m chaos tests/chaos $(PYTEST_ARGS)

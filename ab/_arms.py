@@ -7,7 +7,7 @@ An arm's ``read`` answers one item and says where from: ``memory`` (L1), ``memca
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from ab._origin import Origin
 from ab._workload import Item, freshness_s
@@ -16,6 +16,13 @@ from tiers import DirectCacheAdapter, MultiTierCache
 #: the tier names of both arms, shallow to deep, and what the report calls them
 TIERS = ("memory", "memcached", "redis", "origin")
 TIER_LABEL = {"memory": "L1", "memcached": "L2", "redis": "L3", "origin": "origin"}
+
+
+class _Closes(Protocol):
+    async def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Closes)
 
 
 class Arm(Protocol):
@@ -29,33 +36,40 @@ class Arm(Protocol):
     async def close(self) -> None: ...
 
 
-class DirectArm:
-    """The old design: L1 dict -> Memcached -> Redis -> origin with write-back, one TTL.
-    Keys live under their own prefix, so the fleet's warm copies are never read.
-    ``strict``: a copy older than the item's freshness class counts as a miss."""
+class _CachedArm(Generic[C]):
+    """What both arms hold: a cache, the origin behind it, the key prefix they read, and
+    whether a copy older than the item's freshness class is refused (``strict``)."""
 
-    name = "direct"
-
-    def __init__(
-        self, cache: DirectCacheAdapter, origin: Origin, prefix: str, *, strict: bool = False
-    ) -> None:
+    def __init__(self, cache: C, origin: Origin, prefix: str, *, strict: bool = False) -> None:
         self.cache = cache
         self.origin = origin
         self.prefix = prefix
         self.strict = strict
 
-    async def read(self, item: Item) -> tuple[str, int]:
-        max_age = freshness_s(item.data_type) if self.strict else None
-        key = item.key(self.prefix)
-        hit = await self.cache.get_or_load(key, lambda: self.origin.load(item), max_age=max_age)
-        return hit.tier, hit.as_of
+    def max_age(self, item: Item) -> float | None:
+        return freshness_s(item.data_type) if self.strict else None
 
     async def close(self) -> None:
         await self.cache.close()
         await self.origin.close()
 
 
-class MultiTierArm:
+class DirectArm(_CachedArm[DirectCacheAdapter]):
+    """The old design: L1 dict -> Memcached -> Redis -> origin with write-back, one TTL.
+    Keys live under their own prefix, so the fleet's warm copies are never read.
+    ``strict``: a copy older than the item's freshness class counts as a miss."""
+
+    name = "direct"
+
+    async def read(self, item: Item) -> tuple[str, int]:
+        key = item.key(self.prefix)
+        hit = await self.cache.get_or_load(
+            key, lambda: self.origin.load(item), max_age=self.max_age(item)
+        )
+        return hit.tier, hit.as_of
+
+
+class MultiTierArm(_CachedArm[MultiTierCache]):
     """The fleet's read path: ``MultiTierCache.get`` on the keys the fleet warms, as the
     HTTP reader calls it (``strict``: with the item's freshness class as ``max_age``, so a
     copy older than that is refused). The fleet has no demand path yet, so a miss is
@@ -64,22 +78,9 @@ class MultiTierArm:
 
     name = "multitier"
 
-    def __init__(
-        self, cache: MultiTierCache, origin: Origin, prefix: str, *, strict: bool = False
-    ) -> None:
-        self.cache = cache
-        self.origin = origin
-        self.prefix = prefix
-        self.strict = strict
-
     async def read(self, item: Item) -> tuple[str, int]:
-        max_age = freshness_s(item.data_type) if self.strict else None
-        hit = await self.cache.get(item.key(self.prefix), max_age=max_age)
+        hit = await self.cache.get(item.key(self.prefix), max_age=self.max_age(item))
         if hit is not None:
             return hit.tier, hit.as_of
         _, as_of = await self.origin.load(item)
         return "origin", as_of
-
-    async def close(self) -> None:
-        await self.cache.close()
-        await self.origin.close()

@@ -47,43 +47,33 @@ def _positive(kind: type[float] | type[int], allow_zero: bool = False) -> Callab
 def configure(parser: argparse.ArgumentParser) -> None:
     from sim._cli import duration_s
 
-    pos_f, pos_i = _positive(float), _positive(int)
+    # fmt: off  (one option a line or two: a table to read, not a tower of brackets)
+    pos_f, pos_i, any_f = _positive(float), _positive(int), _positive(float, True)
     load = parser.add_argument_group("workload (defaults: the report's values)")
-    load.add_argument(
-        "--duration", type=pos_f, default=60.0, metavar="S", help="seconds of load (default 60)"
-    )
-    load.add_argument(
-        "--rate",
-        type=_positive(float, True),
-        default=633.0,
-        metavar="N",
-        help="reads per second, both arms together; 0 = as fast as the readers "
-        "go (default 633, the report's measured throughput)",
-    )
-    load.add_argument(
-        "--concurrency", type=pos_i, default=32, metavar="N", help="concurrent readers (default 32)"
-    )
-    load.add_argument(
-        "--zipf",
-        type=_positive(float, True),
-        default=1.1,
-        metavar="S",
-        help="Zipf exponent over symbols x data types (default 1.1)",
-    )
-    load.add_argument(
-        "--warmup",
-        type=_positive(float, True),
-        default=0.0,
-        metavar="S",
-        help="run the same load S seconds before measuring, unrecorded, so direct's caches "
-        "reach a steady state (default 0: the fleet warm, direct starting cold)",
-    )
-    load.add_argument(
-        "--seed",
-        type=int,
-        default=7,
-        help="seed of the workload, the split and the simulator (default 7)",
-    )
+    for flag, kind, default, metavar, text in (
+        ("--duration", pos_f, 60.0, "S", "seconds of load (default 60)"),
+        (
+            "--rate",
+            any_f,
+            633.0,
+            "N",
+            "reads per second, both arms together; 0 = as fast as "
+            "the readers go (default 633, the report's measured throughput)",
+        ),
+        ("--concurrency", pos_i, 32, "N", "concurrent readers (default 32)"),
+        ("--zipf", any_f, 1.1, "S", "Zipf exponent over symbols x data types (default 1.1)"),
+        (
+            "--warmup",
+            any_f,
+            0.0,
+            "S",
+            "run the same load S seconds before measuring, "
+            "unrecorded, so direct's caches reach a steady state (default 0: the fleet warm, "
+            "direct starting cold)",
+        ),
+        ("--seed", int, 7, None, "seed of the workload, the split and the simulator (default 7)"),
+    ):
+        load.add_argument(flag, type=kind, default=default, metavar=metavar, help=text)
     how = load.add_mutually_exclusive_group()
     how.add_argument(
         "--split",
@@ -100,47 +90,46 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "in the shadow and is only recorded",
     )
     old = parser.add_argument_group("the old design (direct) and the origin")
-    old.add_argument(
-        "--latency",
-        type=duration_s,
-        default=0.050,
-        metavar="DURATION",
-        help="origin (simulator) response latency, the cost of a miss "
-        "(default 50ms; self-contained runs only)",
-    )
-    old.add_argument(
-        "--jitter",
-        type=duration_s,
-        default=0.0,
-        metavar="DURATION",
-        help="± uniform jitter on the origin latency (default 0)",
-    )
-    old.add_argument(
-        "--ttl",
-        type=pos_f,
-        default=300.0,
-        metavar="S",
-        help="direct's one TTL for every tier and data type (default 300)",
-    )
-    old.add_argument(
-        "--direct-l1-entries",
-        type=_positive(int, True),
-        default=10_000,
-        metavar="N",
-        help="direct's in-process L1 size (default 10000; 0 = none)",
-    )
+    for flag, kind, default, metavar, text in (
+        (
+            "--latency",
+            duration_s,
+            0.050,
+            "DURATION",
+            "origin (simulator) response latency, "
+            "the cost of a miss (default 50ms; self-contained runs only)",
+        ),
+        (
+            "--jitter",
+            duration_s,
+            0.0,
+            "DURATION",
+            "± uniform jitter on the origin latency (default 0)",
+        ),
+        ("--ttl", pos_f, 300.0, "S", "direct's one TTL for every tier and data type (default 300)"),
+        (
+            "--direct-l1-entries",
+            _positive(int, True),
+            10_000,
+            "N",
+            "direct's in-process L1 size (default 10000; 0 = none)",
+        ),
+    ):
+        old.add_argument(flag, type=kind, default=default, metavar=metavar, help=text)
     old.add_argument(
         "--strict-freshness",
         action="store_true",
-        help="both arms refuse a copy older than its data type's freshness class (15 s "
-        "tickers, 1 m analysis and overview) and read the origin instead (default: both "
-        "serve what their caches hold, as the HTTP reader does without max_age)",
+        help="both arms refuse a copy older than its data type's freshness class "
+        "(15 s tickers, 1 m analysis and overview) and read the origin instead "
+        "(default: both serve what their caches hold, as the HTTP reader does "
+        "without max_age)",
     )
     load.add_argument(
         "--same-process",
         action="store_true",
-        help="run both arms in this process and event loop (default: one spawned process "
-        "per arm, each with --concurrency readers, as two deployments would be)",
+        help="run both arms in this process and event loop (default: one "
+        "spawned process per arm, each with --concurrency readers, as two "
+        "deployments would be)",
     )
     fleet = parser.add_argument_group("the fleet (multitier)")
     fleet.add_argument(
@@ -191,8 +180,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="bootstrap resamples per interval (default 2000)",
     )
-    out.add_argument("--no-live", action="store_true",
-                     help="no live progress line (a line every 5 s instead)")  # fmt: skip
+    out.add_argument(
+        "--no-live", action="store_true", help="no live progress line (a line every 5 s instead)"
+    )
+    # fmt: on
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,8 +7,13 @@ records acknowledged by Kafka (its own Prometheus counters). Baseline in the sam
 Faust agent doing nothing with the events (bench/_bare_faust_app.py) -- the ceiling
 Faust's per-message path sets on this machine. Median of the rounds.
 
+The worker's cache announces every write batch on the invalidation bus (issue 13). With
+``--bus both`` (the default) each round runs the worker twice, bus on and bus off
+(bench/_worker_without_bus.py), so the bus's cost is a same-run ratio; ``on`` or ``off``
+runs one of them. Variants are interleaved round by round, so machine load hits all alike.
+
     .venv/bin/python bench/bench_agents_throughput.py [--events 200000] [--symbols 2000]
-        [--rounds 3]
+        [--rounds 3] [--bus both|on|off]
 """
 
 from __future__ import annotations
@@ -52,16 +57,20 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--symbols", type=int, default=2_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--bus", choices=("both", "on", "off"), default="both",
+                        help="the worker with the invalidation bus on, off, or both")  # fmt: skip
     args = parser.parse_args()
     logs = Path(tempfile.mkdtemp(prefix="bench-agents-"))
+    worker_metrics = ("warmfleet_agent_events_total", "warmfleet_agent_events_processed_total")
     variants = {
         "bare faust (baseline)": (["-m", "faust", "-A", "bench._bare_faust_app", "worker",
                                    "-l", "warn", "--without-web"],
                                   ("bench_bare_events_total", "bench_bare_events_total")),
-        "analytics worker": (["-m", "workers.cli", "worker"],
-                             ("warmfleet_agent_events_total",
-                              "warmfleet_agent_events_processed_total")),
     }  # fmt: skip
+    if args.bus in ("both", "on"):
+        variants["worker, bus on"] = (["-m", "workers.cli", "worker"], worker_metrics)
+    if args.bus in ("both", "off"):
+        variants["worker, bus off"] = (["bench/_worker_without_bus.py", "worker"], worker_metrics)
     results: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(args.rounds):
         for name, (argv, metrics) in variants.items():
@@ -70,9 +79,16 @@ async def main() -> None:
     for name, rates in results.items():
         print(f"  {name:24s} median {statistics.median(rates):8.0f} events/s  "
               f"rounds {[round(r) for r in rates]}")  # fmt: skip
-    base = statistics.median(results["bare faust (baseline)"])
-    work = statistics.median(results["analytics worker"])
-    print(f"  analytics / bare faust = {work / base:.2f}")
+    medians = {name: statistics.median(rates) for name, rates in results.items()}
+    base = medians.pop("bare faust (baseline)")
+    for name, work in medians.items():
+        print(f"  {name} / bare faust = {work / base:.2f}")
+    if len(medians) == 2:
+        on, off = medians["worker, bus on"], medians["worker, bus off"]
+        print(f"  bus on / bus off = {on / off:.2f}")
+    for name, work in medians.items():
+        print(f"goal >= 60,000 events/s at {args.symbols} symbols ({name}): "
+              f"{'met' if work >= 60_000 else 'NOT met'}")  # fmt: skip
 
 
 if __name__ == "__main__":

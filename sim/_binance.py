@@ -124,29 +124,26 @@ def _symbol_info(pair: Pair) -> dict[str, Any]:
 
 
 def _ticker(sim: Simulator, pair: Pair, now_ms: int) -> dict[str, Any]:
-    day = sim.model.day_stats(pair.symbol, now_ms)
-    top = sim.model.book(pair.symbol, now_ms, 1)
-    dp, adp = pair.price_decimals, pair.amount_decimals
-    bid = top.bids[0] if top.bids else (0.0, 0.0)
-    ask = top.asks[0]
+    q = sim.quote(pair, now_ms)
+    day, dp = q.day, pair.price_decimals
     # no "time" key: ccxt would then take the market for a contract market
     return {
         "symbol": pair.binance_id,
         "priceChange": fmt(day.change, dp),
         "priceChangePercent": fmt(day.change_pct, 3),
         "weightedAvgPrice": fmt(day.vwap, dp),
-        "prevClosePrice": fmt(day.open, dp),
-        "lastPrice": fmt(day.last, dp),
-        "lastQty": fmt(pair.step_size * 3, adp),
-        "bidPrice": fmt(bid[0], dp),
-        "bidQty": fmt(bid[1], adp),
-        "askPrice": fmt(ask[0], dp),
-        "askQty": fmt(ask[1], adp),
-        "openPrice": fmt(day.open, dp),
-        "highPrice": fmt(day.high, dp),
-        "lowPrice": fmt(day.low, dp),
-        "volume": fmt(day.volume, adp),
-        "quoteVolume": fmt(day.quote_volume, 8),
+        "prevClosePrice": q.open,
+        "lastPrice": q.last,
+        "lastQty": q.last_qty,
+        "bidPrice": q.bid,
+        "bidQty": q.bid_qty,
+        "askPrice": q.ask,
+        "askQty": q.ask_qty,
+        "openPrice": q.open,
+        "highPrice": q.high,
+        "lowPrice": q.low,
+        "volume": q.volume,
+        "quoteVolume": q.quote_volume,
         "openTime": day.open_ms,
         "closeTime": day.close_ms,
         "firstId": 1_000_000,
@@ -257,9 +254,10 @@ def not_found() -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get(f"{PREFIX}/ping", ping)
-    app.router.add_get(f"{PREFIX}/time", server_time)
-    app.router.add_get(f"{PREFIX}/exchangeInfo", exchange_info)
-    app.router.add_get(f"{PREFIX}/ticker/24hr", ticker_24hr)
-    app.router.add_get(f"{PREFIX}/klines", klines)
-    app.router.add_get(f"{PREFIX}/depth", depth)
+    app.router.add_routes(
+        web.get(PREFIX + path, handler)
+        for path, handler in (
+            ("/ping", ping), ("/time", server_time), ("/exchangeInfo", exchange_info),
+            ("/ticker/24hr", ticker_24hr), ("/klines", klines), ("/depth", depth),
+        )
+    )  # fmt: skip

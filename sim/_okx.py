@@ -89,28 +89,24 @@ def _instrument(pair: Pair, origin_ms: int) -> dict[str, Any]:
 
 
 def _ticker(sim: Simulator, pair: Pair, now_ms: int) -> dict[str, Any]:
-    day = sim.model.day_stats(pair.symbol, now_ms)
-    top = sim.model.book(pair.symbol, now_ms, 1)
-    dp, adp = pair.price_decimals, pair.amount_decimals
-    bid = top.bids[0] if top.bids else (0.0, 0.0)
-    ask = top.asks[0]
+    q = sim.quote(pair, now_ms)
     return {
         "instType": "SPOT",
         "instId": pair.okx_id,
-        "last": fmt(day.last, dp),
-        "lastSz": fmt(pair.step_size * 3, adp),
-        "askPx": fmt(ask[0], dp),
-        "askSz": fmt(ask[1], adp),
-        "bidPx": fmt(bid[0], dp),
-        "bidSz": fmt(bid[1], adp),
-        "open24h": fmt(day.open, dp),
-        "high24h": fmt(day.high, dp),
-        "low24h": fmt(day.low, dp),
-        "volCcy24h": fmt(day.quote_volume, 8),  # spot: quote currency
-        "vol24h": fmt(day.volume, adp),  # spot: base currency
+        "last": q.last,
+        "lastSz": q.last_qty,
+        "askPx": q.ask,
+        "askSz": q.ask_qty,
+        "bidPx": q.bid,
+        "bidSz": q.bid_qty,
+        "open24h": q.open,
+        "high24h": q.high,
+        "low24h": q.low,
+        "volCcy24h": q.quote_volume,  # spot: quote currency
+        "vol24h": q.volume,  # spot: base currency
         "ts": str(now_ms),
-        "sodUtc0": fmt(day.open, dp),
-        "sodUtc8": fmt(day.open, dp),
+        "sodUtc0": q.open,
+        "sodUtc8": q.open,
     }
 
 
@@ -203,11 +199,12 @@ def fault_response(kind: str, retry_after_s: int, now_ms: int) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get(f"{PREFIX}/public/time", server_time)
-    app.router.add_get(f"{PREFIX}/public/instruments", instruments)
-    app.router.add_get(f"{PREFIX}/market/tickers", tickers)
-    app.router.add_get(f"{PREFIX}/market/ticker", ticker)
-    app.router.add_get(f"{PREFIX}/market/candles", candles)
-    app.router.add_get(f"{PREFIX}/market/history-candles", candles)
-    app.router.add_get(f"{PREFIX}/market/books", books)
-    app.router.add_get(f"{PREFIX}/market/books-full", books)
+    app.router.add_routes(
+        web.get(PREFIX + path, handler)
+        for path, handler in (
+            ("/public/time", server_time), ("/public/instruments", instruments),
+            ("/market/tickers", tickers), ("/market/ticker", ticker),
+            ("/market/candles", candles), ("/market/history-candles", candles),
+            ("/market/books", books), ("/market/books-full", books),
+        )
+    )  # fmt: skip

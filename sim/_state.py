@@ -5,12 +5,13 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from sim._faults import FaultRegistry
-from sim._market import MarketModel, Pair
+from sim._market import DayStats, MarketModel, Pair
 
 Clock = Callable[[], float]
 
@@ -18,6 +19,23 @@ Clock = Callable[[], float]
 def fmt(value: float, decimals: int) -> str:
     """A number as a venue sends it: a fixed-point string."""
     return f"{value:.{decimals}f}"
+
+
+class Quote(NamedTuple):
+    """One pair's ticker figures, formatted as venues send them; each venue names them."""
+
+    last: str
+    last_qty: str
+    bid: str
+    bid_qty: str
+    ask: str
+    ask_qty: str
+    open: str
+    high: str
+    low: str
+    volume: str  # base currency
+    quote_volume: str  # quote currency
+    day: DayStats  # the rest of the day's figures, for the venue that sends more
 
 
 class Simulator:
@@ -91,6 +109,21 @@ class Simulator:
         """The simulated time the market data for ``path`` reflects (frozen by ``stale``)."""
         frozen = self.faults.frozen_at(path)
         return self.now_ms() if frozen is None else frozen
+
+    def quote(self, pair: Pair, now_ms: int) -> Quote:
+        """``pair``'s ticker figures at ``now_ms``: the day so far and the top of the book."""
+        day = self.model.day_stats(pair.symbol, now_ms)
+        top = self.model.book(pair.symbol, now_ms, 1)
+        dp, adp = pair.price_decimals, pair.amount_decimals
+        bid = top.bids[0] if top.bids else (0.0, 0.0)
+        ask = top.asks[0]
+        return Quote(
+            last=fmt(day.last, dp), last_qty=fmt(pair.step_size * 3, adp),
+            bid=fmt(bid[0], dp), bid_qty=fmt(bid[1], adp),
+            ask=fmt(ask[0], dp), ask_qty=fmt(ask[1], adp),
+            open=fmt(day.open, dp), high=fmt(day.high, dp), low=fmt(day.low, dp),
+            volume=fmt(day.volume, adp), quote_volume=fmt(day.quote_volume, 8), day=day,
+        )  # fmt: skip
 
     def warm_up(self) -> None:
         """Generate every pair's path up to now, so the first request is not the slow one."""

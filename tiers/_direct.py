@@ -69,19 +69,15 @@ class DirectCacheAdapter:
 
     @classmethod
     def from_urls(
-        cls,
-        memcached_url: str,
-        redis_url: str,
-        *,
-        ttl_s: float = ONE_TTL_S,
-        l1_entries: int = L1_ENTRIES,
+        cls, memcached_url: str, redis_url: str, *, ttl_s: float = ONE_TTL_S, **options: int
     ) -> DirectCacheAdapter:
+        """The two tiers from their URLs; ``ttl_s`` and ``l1_entries`` as the class takes."""
         from tiers._urls import tier_from_url
 
         memcached, redis = tier_from_url(memcached_url), tier_from_url(redis_url)
         if not isinstance(memcached, MemcachedTier) or not isinstance(redis, RedisTier):
             raise ValueError("DirectCacheAdapter needs a memcached:// and a redis:// URL")
-        return cls(memcached, redis, ttl_s, l1_entries=l1_entries)
+        return cls(memcached, redis, ttl_s, **options)
 
     # -- reads ------------------------------------------------------------------------------
 

@@ -275,6 +275,24 @@ class MemcachedTier(EnvelopeDecoder):
                     raise MemcachedProtocolError(f"delete reply {line[:80]!r}")
             replies.done()
 
+    async def ping(self) -> None:
+        """Every server of the pool answers ``version``: one server down is part of the
+        tier down, whichever keys hash to it."""
+        with _mapped("ping"):
+            await asyncio.gather(
+                *(self._once_more(i, self._version_on, i) for i in range(len(self.servers)))
+            )
+
+    async def _version_on(self, index: int) -> None:
+        async with self._conn(index) as conn:
+            conn.writer.write(b"version\r\n")
+            await conn.writer.drain()
+            replies = _Replies(conn.reader)
+            line = replies.line() or await replies.next_line()
+            if not line.startswith(b"VERSION "):
+                raise MemcachedProtocolError(f"version reply {line[:80]!r}")
+            replies.done()
+
     async def close(self) -> None:
         for client in self._clients:
             await client.close()

@@ -25,7 +25,7 @@ import structlog
 from tiers import _metrics
 from tiers._breaker import CircuitBreaker
 from tiers._bus import DROPPED, Bus
-from tiers._calls import Slot, TierCalls
+from tiers._calls import Options, Parts, Slot, TierCalls
 from tiers._coherence import Coherence
 from tiers._envelope import DEFAULT_MAX_BYTES, now_ms
 from tiers._errors import CacheError
@@ -88,12 +88,8 @@ class MultiTierCache:
         self.tiers = tuple(tiers)
         self.levels = levels
         self.policy = ttl_policy or TTLPolicy()
-        self.timeout_s = timeout_s
-        self.write_timeout_s = write_timeout_s
-        self.source = source
-        self.max_value_bytes = max_value_bytes
+        self.options = Options(timeout_s, write_timeout_s, max_batches, max_value_bytes, source)
         self.channel = invalidation_channel
-        self.max_batches = max_batches
         first = tiers[0]
         self._l1 = first if isinstance(first, MemoryTier) else None
         self._l1_hit = None if self._l1 is None else self._l1.hit  # bound once: the hot path
@@ -104,18 +100,12 @@ class MultiTierCache:
             )
 
         self._lower = [Slot(t, breaker(t.name)) for t in tiers if t is not self._l1]
-        self._calls = TierCalls()
+        self._calls = TierCalls(probe_timeout_s=timeout_s)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
-        self._reads = ReadPath(
-            self._l1, self._lower, self._calls, self.policy, timeout_s=timeout_s,
-            write_timeout_s=write_timeout_s, max_batches=max_batches,
-            max_value_bytes=max_value_bytes, spawn=self._spawn,
-        )  # fmt: skip
-        self._writes = WritePath(
-            self._l1, self._lower, self._calls, self.policy, levels,
-            write_timeout_s=write_timeout_s, source=source, max_value_bytes=max_value_bytes,
-        )  # fmt: skip
+        parts = Parts(self._l1, self._lower, self._calls, self.policy, self.options)
+        self._reads = ReadPath(parts, spawn=self._spawn)
+        self._writes = WritePath(parts, levels)
         if bus is None and invalidation_channel:
             carrier = next((t for t in tiers if isinstance(t, BusCarrier)), None)
             bus = None if carrier is None else carrier.bus(invalidation_channel)
@@ -123,7 +113,7 @@ class MultiTierCache:
         if bus is not None:
             self._coherence = Coherence(
                 bus, self._l1, on_change=self._reads.changed, publish_timeout_s=write_timeout_s,
-                breaker=breaker(bus.name),
+                breaker=breaker(bus.name), resend_for_s=self.policy.clamp_s[TierLevel.L1][1],
             )  # fmt: skip
         self.id = "" if self._coherence is None else self._coherence.id
         _metrics.track(self)
@@ -251,7 +241,11 @@ class MultiTierCache:
         await asyncio.gather(
             *(
                 self._calls.call(
-                    slot, "delete", slot.tier.delete_many, [key], limit_s=self.write_timeout_s
+                    slot,
+                    "delete",
+                    slot.tier.delete_many,
+                    [key],
+                    limit_s=self.options.write_timeout_s,
                 )
                 for slot in self._lower
             )
@@ -303,6 +297,7 @@ class MultiTierCache:
             task.cancel()
         self._reads.close()
         _metrics.retire(self)
+        await self._calls.stop_probes(self._lower)
         self._calls.close()
         for tier in self.tiers:
             try:

@@ -46,3 +46,15 @@ class Tier(Protocol):
     async def delete_many(self, keys: Sequence[str]) -> None: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Pinged(Protocol):
+    """A tier that can say whether ALL of it answers, without reading a key: the breaker's
+    background probe asks this (a key lands on one node of a cluster or pool, so a key's
+    answer speaks for that node only)."""
+
+    async def ping(self) -> None:
+        """Return once every node of the tier answered (one round trip each);
+        ``CacheUnavailable`` if any did not."""
+        ...

@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import structlog
 
-from tiers._calls import Slot, TierCalls
+from tiers._calls import Parts, Slot, TierPath
 from tiers._envelope import Body, Envelope, encode_body, now_ms
 from tiers._errors import CacheError
 from tiers._hit import Hit
-from tiers._memory import MemoryTier
 from tiers._metrics import ReadStats
 from tiers._protocol import StoreItem
-from tiers._ttl import TierLevel, TTLPolicy
+from tiers._ttl import TierLevel
 from topics import data_type_of
 
 log = structlog.get_logger(__name__)
@@ -71,28 +70,9 @@ def floor_of(max_age: float | None) -> int:
     return now_ms() - int(max_age * 1000)
 
 
-class ReadPath:
-    def __init__(
-        self,
-        l1: MemoryTier | None,
-        lower: Sequence[Slot],
-        calls: TierCalls,
-        policy: TTLPolicy,
-        *,
-        timeout_s: float,
-        write_timeout_s: float,
-        max_batches: int,
-        max_value_bytes: int,
-        spawn: Callable[[Awaitable[Any]], None],
-    ) -> None:
-        self.l1 = l1
-        self.lower = list(lower)
-        self.calls = calls
-        self.policy = policy
-        self.timeout_s = timeout_s
-        self.write_timeout_s = write_timeout_s
-        self.max_batches = max_batches
-        self.max_value_bytes = max_value_bytes
+class ReadPath(TierPath):
+    def __init__(self, parts: Parts, *, spawn: Callable[[Awaitable[Any]], None]) -> None:
+        super().__init__(parts)
         self._spawn = spawn
         self._queued: dict[str, _Pending] = {}
         self._inflight: dict[str, _Pending] = {}
@@ -146,7 +126,7 @@ class ReadPath:
         already in flight; then it waits in the queue, and the queue goes out as ONE batch
         (one multi-get per tier) as soon as a lookup finishes. A lone reader pays no added
         latency; many concurrent readers share a round trip."""
-        if self._running >= self.max_batches or not self._queued:
+        if self._running >= self.options.max_batches or not self._queued:
             return
         batch = self._take()
         try:
@@ -191,7 +171,7 @@ class ReadPath:
                     break
                 errors = slot.stats.errors
                 ok, envelopes = await self.calls.call(
-                    slot, "get", slot.tier.get_many, remaining, limit_s=self.timeout_s
+                    slot, "get", slot.tier.get_many, remaining, limit_s=self.options.timeout_s
                 )
                 if not ok:
                     if slot.stats.errors != errors:  # failed, not skipped: a read error
@@ -282,7 +262,8 @@ class ReadPath:
                     try:
                         body = encode_body(
                             key, env.value, as_of=env.as_of, written_at=env.written_at,
-                            source=env.source, schema=env.schema, max_bytes=self.max_value_bytes,
+                            source=env.source, schema=env.schema,
+                            max_bytes=self.options.max_value_bytes,
                         )  # fmt: skip
                     except CacheError:
                         break
@@ -294,7 +275,7 @@ class ReadPath:
 
     async def _promote_into(self, slot: Slot, items: list[StoreItem]) -> None:
         ok, stored = await self.calls.call(
-            slot, "promote", slot.tier.set_many, items, limit_s=self.write_timeout_s
+            slot, "promote", slot.tier.set_many, items, limit_s=self.options.write_timeout_s
         )
         if ok:
             slot.stats.promotions += sum(stored)

@@ -259,6 +259,30 @@ class RedisTier(EnvelopeDecoder):
         else:
             await self.client.delete(*keys)
 
+    async def ping(self) -> None:
+        """Every node answers: a single server PING; on a Cluster every primary its
+        ``CLUSTER INFO``, each saying ``cluster_state:ok`` (a node just restarted answers
+        PING but refuses keys with CLUSTERDOWN until it rejoined). The tier's health is the
+        whole cluster's, not that of the one node a key's slot lands on. After a failed
+        node the client learns the topology anew before the next probe."""
+        with mapped(self.name, "ping"):
+            if isinstance(self.client, RedisCluster):
+                infos = await self.client.execute_command(
+                    "CLUSTER INFO", target_nodes=RedisCluster.PRIMARIES
+                )
+                for node, info in dict(infos).items():
+                    state = info.get("cluster_state") if isinstance(info, dict) else None
+                    if state != "ok":
+                        raise CacheUnavailable(self.name, "ping", f"{node} cluster_state {state}")
+                return
+            try:
+                await self.client.ping()
+            except CONNECTION_LOST:
+                # the idle connections died with the server: the next ping gets a fresh
+                # one (quietly: this runs once per cooldown for as long as Redis is down)
+                await self.client.connection_pool.disconnect(inuse_connections=False)
+                await self.client.ping()
+
     def bus(self, channel: str) -> RedisBus:
         """The invalidation bus over this server's (or cluster's) pub/sub."""
         from tiers._redis_bus import RedisBus  # it builds on this module's error mapping
@@ -273,5 +297,11 @@ class RedisTier(EnvelopeDecoder):
     async def close(self) -> None:
         try:
             await self.client.aclose()
+            if isinstance(self.client, RedisCluster):
+                # redis-py's aclose() does nothing while the client is marked for
+                # re-initialising (after a node it used died): the sockets to the live
+                # nodes then leaked into whichever test ran next
+                await self.client.nodes_manager.aclose()
+                await self.client.nodes_manager.aclose("startup_nodes")
         except DRIVER_ERRORS:
             log.debug("redis_close_failed")

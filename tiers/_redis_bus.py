@@ -59,20 +59,46 @@ class RedisBus:
         self.owns_client = owns_client
         self._url = url  # for cluster nodes: the scheme, credentials and TLS options
         self._node_turn = itertools.count()
+        self._publish_node = 0  # cluster: the primary that took the last announcement
 
     def __repr__(self) -> str:
         return f"RedisBus(channel={self.channel!r})"  # the URL may hold a password
 
     async def publish(self, payload: bytes) -> None:
         with mapped("bus", "publish"):
+            if isinstance(self.client, RedisCluster):
+                await self._publish_on_a_live_node(self.client, payload)
+                return
             try:
                 await self.client.publish(self.channel, payload)
             except CONNECTION_LOST:
                 # a pooled connection that died with the server (restart): once more on a
                 # fresh one, or the first announcement after a restart would be lost
-                if not isinstance(self.client, RedisCluster):
-                    await self.client.connection_pool.disconnect(inuse_connections=False)
+                await self.client.connection_pool.disconnect(inuse_connections=False)
                 await self.client.publish(self.channel, payload)
+
+    async def _publish_on_a_live_node(self, cluster: RedisCluster, payload: bytes) -> None:
+        """PUBLISH on any node reaches every node. redis-py sends it to its default node,
+        the first primary it knows — a dead seed stays one (no replica took its slots), so
+        every announcement failed while it was down. Instead: the node that took the last
+        one, else the next primary that answers."""
+        nodes = cluster.get_primaries() or cluster.get_nodes()
+        if not nodes:
+            await cluster.publish(self.channel, payload)  # not initialised yet: it routes
+            return
+        first = self._publish_node % len(nodes)
+        for turn in range(len(nodes)):
+            index = (first + turn) % len(nodes)
+            try:
+                await cluster.execute_command(
+                    "PUBLISH", self.channel, payload, target_nodes=nodes[index]
+                )
+            except CONNECTION_LOST:
+                if turn == len(nodes) - 1:
+                    raise
+                continue
+            self._publish_node = index
+            return
 
     async def subscribe(self) -> _RedisSubscription:
         owner: Redis | None = None

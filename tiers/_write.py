@@ -11,51 +11,33 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from tiers._calls import Slot, TierCalls
+from tiers._calls import Parts, Slot, TierPath
 from tiers._envelope import Body, as_of_ms, encode_body
 from tiers._errors import CacheUnavailable
 from tiers._hit import Hit, Write
 from tiers._keys import check_key
-from tiers._memory import MemoryTier
 from tiers._metrics import TierStats
 from tiers._protocol import StoreItem
-from tiers._ttl import TierLevel, TTLPolicy
+from tiers._ttl import TierLevel
 
 #: per write, the TTL written per tier name (a tier that refused it or was down is absent)
 Written = list[dict[str, float]]
 
 
-class WritePath:
-    def __init__(
-        self,
-        l1: MemoryTier | None,
-        lower: Sequence[Slot],
-        calls: TierCalls,
-        policy: TTLPolicy,
-        levels: tuple[TierLevel, ...],
-        *,
-        write_timeout_s: float,
-        source: str,
-        max_value_bytes: int,
-    ) -> None:
-        self.l1 = l1
+class WritePath(TierPath):
+    def __init__(self, parts: Parts, levels: tuple[TierLevel, ...]) -> None:
+        super().__init__(parts)
         self.l1_stats = TierStats()  # writes and stale (refused as older) of L1
-        self.lower = list(lower)
-        self.calls = calls
-        self.policy = policy
         self.levels = levels
-        self.write_timeout_s = write_timeout_s
-        self.source = source
-        self.max_value_bytes = max_value_bytes
         # the lower tiers' positions in the cache's tiers (and in each row of TTLs)
         self._lower_at = [levels.index(TierLevel(slot.tier.level)) for slot in self.lower]
         self._name_at = dict(zip(self._lower_at, (slot.name for slot in self.lower), strict=True))
-        if l1 is not None:
-            self._name_at[0] = l1.name
+        if self.l1 is not None:
+            self._name_at[0] = self.l1.name
 
     def encode(self, writes: Sequence[Write], now: int) -> list[Body]:
         """Check every key and encode every value before anything is written."""
-        source, max_bytes = self.source, self.max_value_bytes
+        source, max_bytes = self.options.source, self.options.max_value_bytes
         bodies: list[Body] = []
         for w in writes:
             check_key(w.key)
@@ -92,7 +74,7 @@ class WritePath:
                     for w, body, ttl in zip(writes, bodies, ttls, strict=True)
                 ]
             ok, stored = await self.calls.call(
-                slot, "set", slot.tier.set_many, items, limit_s=self.write_timeout_s
+                slot, "set", slot.tier.set_many, items, limit_s=self.options.write_timeout_s
             )
             if not ok:
                 return

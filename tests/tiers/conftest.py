@@ -6,12 +6,15 @@ that a test may stop, freeze and restart without touching anyone else's."""
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
 from tests.conftest import StackURLs
+from tests.tiers._cluster import start_cluster, stop_cluster
 from tiers import MemcachedTier, MemoryTier, MultiTierCache, RedisTier, Tier, TTLPolicy
 
 BACKENDS = ("memory", "memcached", "redis")
@@ -79,3 +82,14 @@ async def cache(
     )
     yield c
     await c.close()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[list[int], list[subprocess.Popen[bytes]]]]:
+    """A private three-master Redis Cluster of this test's own, which it may take nodes of
+    away: the surviving nodes keep serving their own slots while one master is down."""
+    ports, procs = start_cluster(tmp_path, "--cluster-require-full-coverage", "no")
+    try:
+        yield ports, procs
+    finally:
+        stop_cluster(procs)

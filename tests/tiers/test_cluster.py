@@ -3,77 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import random
+import gc
 import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from redis import exceptions as redis_errors
+from redis.crc import key_slot
 
-from stack._services import port_free
+from tests.tiers._cluster import SLOT_RANGES, key_on_node, restart_node, start_cluster, stop_cluster
+from tests.tiers.test_failures import until
 from tiers import MultiTierCache, RedisTier, Write
 from tiers._envelope import encode_body, now_ms
 from tiers._protocol import StoreItem
 
 pytestmark = pytest.mark.integration
-
-
-def start_cluster(tmp_path: Path, *extra: str) -> tuple[list[int], list[subprocess.Popen[bytes]]]:
-    """Three private masters (no replicas) made one cluster; the caller stops the procs."""
-    ports = _cluster_ports(3)
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        for port in ports:
-            data = tmp_path / str(port)
-            data.mkdir()
-            procs.append(
-                subprocess.Popen(
-                    [
-                        "redis-server",
-                        "--bind",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        "nodes.conf",
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "no",
-                        "--dir",
-                        str(data),
-                        "--loglevel",
-                        "warning",
-                        *extra,
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
-        for port in ports:
-            _wait(["redis-cli", "-p", str(port), "ping"], b"PONG")
-        subprocess.run(
-            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
-             "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30,
-        )  # fmt: skip
-        for port in ports:
-            _wait(["redis-cli", "-p", str(port), "cluster", "info"], b"cluster_state:ok")
-    except BaseException:
-        stop_cluster(procs)
-        raise
-    return ports, procs
-
-
-def stop_cluster(procs: list[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in procs:
-        proc.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -83,27 +27,6 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"redis+cluster://127.0.0.1:{ports[0]}"
     finally:
         stop_cluster(procs)
-
-
-def _cluster_ports(n: int) -> list[int]:
-    """Free ports whose cluster-bus port (+10000) is free and valid too."""
-    rng = random.Random()
-    ports: list[int] = []
-    while len(ports) < n:
-        port = rng.randrange(20_000, 50_000)
-        if port not in ports and port_free(port) and port_free(port + 10_000):
-            ports.append(port)
-    return ports
-
-
-def _wait(cmd: list[str], expect: bytes, seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        out = subprocess.run(cmd, capture_output=True, timeout=5).stdout
-        if expect in out:
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"{' '.join(cmd)} never said {expect!r}")
 
 
 async def test_cluster_write_read_delete_and_monotonic(cluster_url: str, prefix: str) -> None:
@@ -133,8 +56,11 @@ async def test_cluster_write_read_delete_and_monotonic(cluster_url: str, prefix:
 
 async def test_cluster_invalidation_reaches_other_l1(cluster_url: str, prefix: str) -> None:
     channel = f"{prefix}:invalidate"
-    a = MultiTierCache.from_urls("memory://", cluster_url, invalidation_channel=channel)
-    b = MultiTierCache.from_urls("memory://", cluster_url, invalidation_channel=channel)
+    # a generous timeout, as above: a cluster client's first call learns the topology, which
+    # the default 0.1 s did not always cover on the busy shared machine
+    options = {"invalidation_channel": channel, "timeout_s": 2.0}
+    a = MultiTierCache.from_urls("memory://", cluster_url, **options)  # type: ignore[arg-type]
+    b = MultiTierCache.from_urls("memory://", cluster_url, **options)  # type: ignore[arg-type]
     key = f"{prefix}:v2:misc:value:1m:inv"
     try:
         assert await a.start() and await b.start()
@@ -179,3 +105,60 @@ async def test_cluster_batches_by_hash_slot(cluster_url: str, prefix: str) -> No
 def item_for(key: str, as_of: int) -> StoreItem:
     body = encode_body(key, as_of, as_of=as_of, written_at=1, source="t")
     return StoreItem(key, body, 60.0, now_ms() + 60_000)
+
+
+async def test_an_open_cluster_is_probed_back_in_when_every_primary_answers(
+    cluster: tuple[list[int], list[subprocess.Popen[bytes]]], prefix: str
+) -> None:
+    """issue 12 on a Cluster: the background probe PINGs every primary. A probe that read
+    one key (the reverted first fix) asked one node only: with another node down it closed
+    the breaker of a tier that still failed every read of that node's slots."""
+    ports, procs = cluster
+    # the node to stop: not the seed, and not the one the old probe key's slot lands on
+    old_probe_slot = key_slot(b"warmfleet:probe")
+    victim = next(i for i in (1, 2) if not SLOT_RANGES[i][0] <= old_probe_slot <= SLOT_RANGES[i][1])
+    cache = MultiTierCache.from_urls(
+        "memory://", f"redis+cluster://127.0.0.1:{ports[0]}", timeout_s=0.5,
+        write_timeout_s=0.5, breaker_failures=2, breaker_cooldown_s=0.3,
+        invalidation_channel=None,
+    )  # fmt: skip
+    on_victim = [key_on_node(prefix, victim, tag) for tag in ("a", "b", "c")]
+    try:
+        assert await cache.get(on_victim[0]) is None  # the client knows the topology
+        procs[victim].terminate()
+        procs[victim].wait(10)
+        for key in on_victim:  # reads of the victim's slots fail and open the breaker
+            assert await cache.get(key) is None
+        assert cache.stats()["redis"]["breaker"] != "closed"
+        await asyncio.sleep(1.5)  # ~5 cooldowns: two primaries answer, one does not
+        slot = cache._lower[0]
+        assert slot.probes >= 2 and slot.probe_failures == slot.probes
+        assert cache.stats()["redis"]["breaker"] != "closed"
+        calls = cache.stats()["redis"]["latency_count"]
+        restart_node(procs, victim, ports[victim])
+        # no read, no write: every primary answers again, so the breaker closes
+        await until(lambda: cache.stats()["redis"]["breaker"] == "closed", "cluster probed back")
+        assert cache.stats()["redis"]["latency_count"] == calls
+        assert await cache.get(on_victim[1]) is None  # a miss from the victim, not a skip
+        assert cache.stats()["redis"]["misses"] >= 2
+    finally:
+        await cache.close()
+
+
+async def test_a_cluster_tier_closes_its_sockets_after_a_node_died(
+    cluster: tuple[list[int], list[subprocess.Popen[bytes]]], prefix: str
+) -> None:
+    """redis-py's cluster ``aclose()`` does nothing while the client is marked for
+    re-initialising — as it is right after a call to a dead node failed — so its sockets
+    to the live nodes leaked, and their ResourceWarning failed whichever test ran next."""
+    ports, procs = cluster
+    tier = RedisTier(f"redis://127.0.0.1:{ports[0]}", cluster=True)
+    keys = [key_on_node(prefix, i) for i in range(3)]
+    assert await tier.get_many(keys) == [None] * 3  # a connection to every node
+    procs[0].terminate()  # the seed, and the node redis-py sends keyless commands to
+    procs[0].wait(10)
+    with pytest.raises(redis_errors.ConnectionError):  # marks the client for re-initialising
+        await tier.client.get(keys[0])
+    await tier.close()
+    del tier
+    gc.collect()  # an unclosed socket warns here, failing this test (filterwarnings=error)

@@ -16,6 +16,7 @@ import pytest
 
 from tests._servers import PrivateServer
 from tests.conftest import StackURLs
+from tests.tiers._cut import CuttableRelay
 from tiers import MultiTierCache, RedisBus, Write
 from tiers._envelope import now_ms
 
@@ -161,3 +162,51 @@ async def test_one_message_per_batch_drops_only_older_copies(
     finally:
         await a.close()
         await b.close()
+
+
+async def test_an_announcement_that_failed_is_sent_again(redis_url: str, prefix: str) -> None:
+    """issue 13: a writer whose bus connection fails (here: a relay in front of Redis cut,
+    while the other cache's subscription lives on) announced nothing, and the other cache
+    kept its older L1 copy for up to one L1 TTL. Failed announcements are now kept and sent
+    again — several of them coalesced into one message per batch."""
+    relay = CuttableRelay("127.0.0.1", int(redis_url.rsplit(":", 1)[1].split("/")[0]))
+    await relay.start()
+    channel = f"{prefix}:bus"
+    a = MultiTierCache.from_urls(
+        "memory://", redis_url, bus=RedisBus.from_url(f"redis://127.0.0.1:{relay.port}/0", channel),
+        timeout_s=1.0, write_timeout_s=0.5,
+    )  # fmt: skip
+    b = MultiTierCache.from_urls("memory://", redis_url, invalidation_channel=channel)
+    ks = [f"{prefix}:v2:misc:value:1m:r{i}" for i in range(3)]
+    try:
+        assert await a.start() and await b.start()
+        await a.set_many([Write(k, "v1", "default", 1) for k in ks])
+        assert [h.value for h in await b.get_many(ks) if h] == ["v1"] * 3
+        assert {h.tier for h in await b.get_many(ks) if h} == {"memory"}
+        coherence = a._coherence
+        assert coherence is not None
+        await relay.cut()  # a's bus is gone; b's subscription (direct) is not
+        for i, k in enumerate(ks):  # three batches, none announced
+            assert "redis" in await a.set(k, "v2", data_type="default", as_of=2 + i)
+            await a.drain()
+        assert coherence.publish_errors + coherence.publish_skipped >= 3
+        assert coherence.unsent == 3
+        assert [h.value for h in await b.get_many(ks) if h] == ["v1"] * 3  # b's L1: stale
+        published = coherence.published
+        await relay.start()  # back: the re-sender's next try goes through
+
+        async def b_reads_v2() -> bool:
+            return [h.value if h else None for h in await b.get_many(ks)] == ["v2"] * 3
+
+        for _ in range(100):
+            if await b_reads_v2():
+                break
+            await asyncio.sleep(0.05)
+        assert await b_reads_v2()
+        assert coherence.unsent == 0 and coherence.unsent_given_up == 0
+        assert coherence.published == published + 1  # the three owed keys, one message
+        assert b.invalidations >= 3
+    finally:
+        await a.close()
+        await b.close()
+        await relay.close()

@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
+from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from tests._servers import PrivateServer
@@ -235,3 +236,38 @@ async def test_redis_with_a_password(
     finally:
         await good.close()
         await bad.close()
+
+
+def breaker_gauge(tier: str) -> float | None:
+    return REGISTRY.get_sample_value("warmfleet_cache_breaker_open", {"tier": tier})
+
+
+@pytest.mark.parametrize("kind", ["redis", "memcached"])
+async def test_an_open_tier_is_probed_back_in_without_traffic(
+    private_server: Callable[[str], PrivateServer], prefix: str, kind: str
+) -> None:
+    # issue 12: a reader whose reads L1 answers showed Redis's breaker open for ~24 s after
+    # Redis was back; the cache now pings an open tier (every node of it) once per cooldown
+    server = private_server(kind)
+    cache = make_cache("memory://", server.url, cooldown_s=0.3)
+    ks = keys(prefix, 3)
+    try:
+        server.stop()
+        for k in ks:  # misses go to the tier, fail, and open its breaker
+            assert await cache.get(k) is None
+        assert cache.stats()[kind]["breaker"] != "closed"
+        assert breaker_gauge(kind) == 1
+        await asyncio.sleep(1.0)  # probes while it is down fail: it stays open
+        slot = cache._lower[0]
+        assert slot.probes >= 2 and slot.probe_failures == slot.probes
+        assert cache.stats()[kind]["breaker"] != "closed"
+        calls = cache.stats()[kind]["latency_count"]
+        server.start()
+        # no read, no write: the breaker (and the gauge) close by themselves
+        await until(lambda: cache.stats()[kind]["breaker"] == "closed", f"{kind} probed back")
+        assert breaker_gauge(kind) == 0
+        assert cache.stats()[kind]["latency_count"] == calls  # no call but the probe went out
+        hit_or_miss = await cache.get(ks[0])  # and the tier answers reads again at once
+        assert hit_or_miss is None and cache.stats()[kind]["misses"] >= 1
+    finally:
+        await cache.close()

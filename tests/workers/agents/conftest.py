@@ -56,6 +56,16 @@ class Worker:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as resp:
             return str(resp.read().decode())
 
+    def log_events(self, event: str) -> list[dict[str, Any]]:
+        """The worker's structlog JSON lines named ``event`` (Faust's own lines skipped)."""
+        found = []
+        for line in self.log.read_bytes().splitlines():
+            if line.startswith(b"{"):
+                fields = orjson.loads(line)
+                if fields.get("event") == event:
+                    found.append(fields)
+        return found
+
     def counter(self, name: str, **labels: str) -> float:
         """The sum of the worker's ``name`` series carrying ``labels``; 0 while its metrics
         endpoint is not up yet."""

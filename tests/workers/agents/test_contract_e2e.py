@@ -31,17 +31,6 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def log_events(worker: Any, event: str) -> list[dict[str, Any]]:
-    """The worker's structlog JSON lines named ``event``."""
-    found = []
-    for line in worker.log.read_bytes().splitlines():
-        if line.startswith(b"{"):
-            fields = orjson.loads(line)
-            if fields.get("event") == event:
-                found.append(fields)
-    return found
-
-
 async def dead_letters(bootstrap: str, namespace: str, count: int) -> list[dict[str, Any]]:
     consumer = AIOKafkaConsumer(
         DEAD_LETTER.named(namespace), bootstrap_servers=bootstrap,
@@ -152,6 +141,6 @@ async def test_a_future_state_in_the_changelog_is_healed_at_load(
 
     env = await eventually(real, timeout_s=60)
     assert env["a"] == t0 + 2 and env["v"]["last"] == 32.0
-    healed = log_events(worker, "future_state_discarded")
+    healed = worker.log_events("future_state_discarded")
     assert [h["key"] for h in healed] == ["binance:ZEC/USDT"]
     assert healed[0]["as_of_ms"] == poisoned.as_of_ms

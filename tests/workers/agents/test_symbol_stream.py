@@ -21,7 +21,6 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from tests._servers import PrivateServer
 from tests.workers.agents.conftest import (
-    Worker,
     analysis_key,
     cached,
     eventually,
@@ -71,17 +70,6 @@ def symbols_on_every_partition(prefix: str, per_partition: int) -> list[str]:
             chosen.append(symbol)
         i += 1
     return sorted(s for symbols in taken.values() for s in symbols)
-
-
-def log_events(worker: Worker, event: str) -> list[dict[str, Any]]:
-    """The worker's structlog JSON lines named ``event`` (Faust's own lines skipped)."""
-    found = []
-    for line in worker.log.read_bytes().splitlines():
-        if line.startswith(b"{"):
-            fields = orjson.loads(line)
-            if fields.get("event") == event:
-                found.append(fields)
-    return found
 
 
 async def counts(redis_client: aioredis.Redis, keys: list[str]) -> list[int]:
@@ -328,8 +316,8 @@ async def test_two_workers_share_the_partitions_and_one_takes_over_after_sigterm
     finally:
         await feeding
     await all_at(redis_client, keys, total, timeout_s=45)
-    assert log_events(first, "symbol_stream_stopped")
-    taken = log_events(second, "partitions_assigned")
+    assert first.log_events("symbol_stream_stopped")
+    taken = second.log_events("partitions_assigned")
     assert taken and taken[-1]["partitions"] == list(range(PARTITIONS))
     assert second.proc.poll() is None
     for key in keys:
@@ -437,7 +425,7 @@ async def test_tables_recover_from_a_faust_era_changelog(
     env = await eventually(counted, timeout_s=30)
     assert env["a"] == T0 + 2000
     assert env["v"] == symbol_analysis(expected, None, computed_ms=env["v"]["computed_ms"])
-    recovered = log_events(worker, "tables_recovered")
+    recovered = worker.log_events("tables_recovered")
     assert sum(r["records"] for r in recovered) == 1
 
     # an older ticker is skipped: no count, no regression
@@ -501,8 +489,8 @@ async def test_sigterm_under_load_exits_cleanly_and_a_second_worker_finishes_exa
     finally:
         await feeding
     await all_at(redis_client, keys, total, timeout_s=max(15.0, 55 - (time.monotonic() - started)))
-    assert log_events(first, "symbol_stream_stopped")
+    assert first.log_events("symbol_stream_stopped")
     for bad in ("symbol_stream_stop_timeout", "batch_not_delivered", "batch_failed"):
-        assert not log_events(first, bad) and not log_events(second, bad), bad
+        assert not first.log_events(bad) and not second.log_events(bad), bad
     raw = await redis_client.mget(keys)
     assert {orjson.loads(r)["a"] for r in raw} == {T0 + total - 1}
