@@ -30,6 +30,7 @@ COPY sim ./sim
 COPY stack ./stack
 COPY ab ./ab
 COPY chaos ./chaos
+COPY demand ./demand
 RUN pip install --upgrade pip \
     && pip install .
 

@@ -37,6 +37,7 @@ from readers._answers import (
     warm_with,
 )
 from readers._connections import ConnectionWatch
+from readers._demand import ReaderDemand
 from readers._freshness import request_directives, stricter
 from readers._limits import ReaderLimits, usable_connections
 from readers._metrics import STATS, served
@@ -165,9 +166,11 @@ class ReaderApp:
         origins: OriginWatch | None = None,
         stale_window: Callable[[DataType], float] | None = None,
         on_read: Callable[[str], None] | None = None,
+        demand: ReaderDemand | None = None,
     ) -> None:
         self.cache = cache
         self.on_read = on_read or _unmeasured  # the hot set's counter (tiers.HeatRecorder)
+        self.demand = demand  # None: a cold key is a plain 404 (docs/demand.md)
         self.prefix = key_prefix
         self.ready = ready or _always_ready
         self.limits = limits or ReaderLimits()
@@ -227,6 +230,8 @@ class ReaderApp:
                     self.on_read(keys[0])
                     hit = await self.cache.get(keys[0])
                     if hit is not None:
+                        if self.demand is not None:
+                            self.demand.seen(keys[0], hit)  # XFetch early refresh
                         age = hit.age
                         inm = headers.get("if-none-match")
                         answer = self.encoder.answer(keys[0], hit, age, fresh_s, control, inm)
@@ -352,6 +357,14 @@ class ReaderApp:
     async def _miss(self, key: str, limit: float | None, max_stale: float | None) -> Answer:
         """The 404 to answer with: cold, or older than the client's max_age. Every miss of
         every route ends here."""
+        if self.demand is not None and limit is None:  # cold: ask the fleet, wait for it
+            found = await self.demand.miss(key)
+            if isinstance(found, Answer):
+                return found
+            if found is not None:
+                policy = self._policy(key)
+                age = found.age
+                return self.encoder.answer(key, found, age, policy.fresh_s, policy.control, None)
         if limit is not None:
             older = await self.cache.get(key, max_stale=max_stale)
             if older is not None:

@@ -20,6 +20,7 @@ METRIC_MODULES = (
     "schedules._metrics",
     "readers._app",
     "tiers._hotset",
+    "demand._metrics",
 )
 
 

@@ -60,6 +60,10 @@ PUBLIC: dict[str, str] = {
         MalformedResponse PollResult PollerConfig PollerError PollerService
         RequestFailed SIMULATED client_options parse_job
     """,
+    "demand": """
+        Ask DEMAND Deltas Demand DemandConfig DemandError DemandUnavailable EarlyRefresh
+        FleetState Grant JobPublisher Outcome connect demand_job enabled xfetch_fires
+    """,
     "workers.cli": """
         COMMANDS main
     """,

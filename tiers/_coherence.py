@@ -30,6 +30,7 @@ from tiers._breaker import CircuitBreaker
 from tiers._bus import Bus, Subscription, decode_message, encode_message
 from tiers._errors import CacheError
 from tiers._memory import MemoryTier
+from tiers._waiters import Waiters
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +75,7 @@ class Coherence:
         self.suspensions = 0  # times the L1 was set aside because the bus was lost
         self.subscribed = asyncio.Event()
         self._on_change = on_change
+        self.waiters = Waiters()  # readers waiting for a key to be written (demand path)
         self._listener: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -198,10 +200,12 @@ class Coherence:
         if sender == self.id:
             return
         drop = self.l1.drop_older
+        wake = self.waiters.notify
         for key, as_of in entries:
             if drop(key, as_of):
                 self.invalidations += 1
             self._on_change(key, as_of)
+            wake(key, as_of)
 
     async def _listen(self) -> None:
         backoff, lost = 0.1, False

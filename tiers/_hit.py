@@ -22,8 +22,8 @@ class Hit:
     """
 
     __slots__ = (
-        "_age", "as_of", "deadline", "expires_at", "schema", "source", "stale", "tier",
-        "value", "written_at",
+        "_age", "as_of", "deadline", "expires_at", "fresh_until", "schema", "source", "stale",
+        "tier", "value", "written_at",
     )  # fmt: skip
 
     def __init__(
@@ -37,6 +37,7 @@ class Hit:
         schema: str = "",
         expires_at: int = 0,
         stale: bool = False,
+        fresh_until: int = 0,
     ) -> None:
         self.value = value
         self.as_of = as_of
@@ -47,6 +48,8 @@ class Hit:
         self.schema = schema
         self.expires_at = expires_at
         self.stale = stale
+        #: wall ms when the copy it came from stops being fresh (0: unknown; XFetch reads it)
+        self.fresh_until = fresh_until
         self.deadline = 0.0  # L1 only: monotonic time the entry expires
 
     @property

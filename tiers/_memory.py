@@ -141,6 +141,7 @@ class MemoryTier:
             envelope.value, envelope.as_of, None, "memory", envelope.written_at,
             envelope.source, envelope.schema,
             envelope.expires_at if expires_at is None else expires_at,
+            fresh_until=envelope.fresh_until,
         )  # fmt: skip
         entry.deadline = now + ttl_s
         data[key] = entry

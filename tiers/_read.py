@@ -214,7 +214,7 @@ class ReadPath(TierPath):
                         continue  # past its fresh TTL, and this reader wants it fresh
                     hit = Hit(
                         env.value, env.as_of, None, self.lower[index].name, env.written_at,
-                        env.source, env.schema, env.expires_at, past > 0,
+                        env.source, env.schema, env.expires_at, past > 0, env.fresh_until,
                     )  # fmt: skip
                     break
                 if hit is None:

@@ -27,6 +27,9 @@ class WarmJob(faust.Record, serializer="json"):
     #: counts) a job whose token is lower than the highest it has seen, i.e. a job from a
     #: clock that was deposed. 0: a clock from before fencing.
     fencing_token: int = 0
+    #: ``scheduled`` (the clock) or ``demand`` (a reader missed the key: served first, within
+    #: the exchange's budget). Absent in jobs from before the demand path: scheduled.
+    priority: str = "scheduled"
 
 
 class Ticker(faust.Record, serializer="json"):

@@ -10,8 +10,9 @@ import signal
 import structlog
 from aiokafka.errors import KafkaError
 
-from topics import WarmfleetError
+from topics import ConfigError, WarmfleetError
 from workers.pollers import PollerConfig, PollerService
+from workers.pollers._budgeted import OriginBudget
 from workers.settings import Settings
 
 HELP = "poll exchanges (ccxt) for warm jobs from Kafka and publish market events"
@@ -71,11 +72,17 @@ async def _main(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    try:
+        budget = _budget(settings)
+    except ConfigError as exc:  # a bad phases file: refused at start, naming the field
+        log.error("poller_cannot_start", error=str(exc))
+        return 2
     service = PollerService(
         settings,
         config=config,
         offset_reset="earliest" if args.from_beginning else "latest",
         jobs_per_exchange=args.jobs_per_exchange,
+        budget=budget,  # docs/demand.md; WARMFLEET_DEMAND=off: ccxt's limiter only
     )
     try:
         await service.start()
@@ -89,6 +96,17 @@ async def _main(args: argparse.Namespace) -> int:
     finally:
         await service.stop()
     return 0
+
+
+def _budget(settings: Settings) -> OriginBudget | None:
+    """The fleet-wide origin budget per exchange, from phases.toml's ``requests_per_s``."""
+    import demand
+    from schedules import default_path, load_config
+
+    if not demand.enabled():
+        return None
+    rates = {ex.name: ex.requests_per_s for ex in load_config(default_path()).exchanges}
+    return OriginBudget(demand.FleetState.from_url(settings.redis_url, settings.key_prefix), rates)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import structlog
 
 from topics import redact
 from workers.logs import configure_logging
 from workers.settings import Settings
+
+if TYPE_CHECKING:
+    from readers._demand import ReaderDemand
+    from tiers import MultiTierCache
 
 HELP = "serve warm data over HTTP (/v2/tickers, /v2/overview, /v2/analysis, /metrics ...)"
 log = structlog.get_logger(__name__)
@@ -36,6 +41,8 @@ def worker_app() -> object:
     heat = HeatRecorder(settings.redis_url, prefix=settings.key_prefix)  # the hot set
 
     async def close() -> None:
+        if demand is not None:
+            await demand.close()
         await heat.close()
         await cache.close()
 
@@ -55,6 +62,8 @@ def worker_app() -> object:
         redis=redact(settings.redis_url),
         memcached=settings.memcached_url,
     )
+    demand = _demand(cache, settings)  # docs/demand.md; WARMFLEET_DEMAND=off: plain 404s
+
     return create_app(
         cache,
         key_prefix=settings.key_prefix,
@@ -64,7 +73,22 @@ def worker_app() -> object:
         on_close=close,
         origins=OriginWatch(settings.redis_url, settings.key_prefix),  # for stale-if-error
         on_read=heat.touch,
+        demand=demand,
     )
+
+
+def _demand(cache: MultiTierCache, settings: Settings) -> ReaderDemand | None:
+    import demand
+    from readers._demand import ReaderDemand
+
+    if not demand.enabled():
+        return None
+    link = demand.Demand.connect(
+        redis_url=settings.redis_url, kafka_servers=settings.kafka_servers,
+        namespace=settings.namespace, key_prefix=settings.key_prefix,
+        kafka_options=settings.kafka_client_options(), config=demand.DemandConfig.from_env(),
+    )  # fmt: skip
+    return ReaderDemand(cache, link, key_prefix=settings.key_prefix)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ agents compare ``as_of``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Collection
@@ -27,6 +28,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
+from demand import DEMAND
 from topics import (
     MARKET_BOOKS,
     MARKET_OHLCV,
@@ -40,7 +42,10 @@ from topics import (
 from topics.kafka import ensure_topics, start_producer
 from topics.records import WarmJob
 from workers.pollers import _metrics as metrics
+from workers.pollers._budgeted import BudgetedPoller, OriginBudget
+from workers.pollers._coalesce import TickerCoalescer
 from workers.pollers._exchange import ExchangePoller, PollerConfig, PollResult
+from workers.pollers._priority import DEMAND_FIRST, SCHEDULED, PriorityGate
 from workers.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -50,6 +55,9 @@ _JOB_FIELDS: dict[str, tuple[type, ...]] = {
     "job_id": (str,), "exchange": (str,), "data_type": (str,), "symbols": (list,),
     "phase": (str,), "interval_s": (int, float), "issued_ms": (int,), "deadline_ms": (int,),
 }  # fmt: skip
+
+
+PRIORITIES = frozenset({"scheduled", DEMAND})
 
 
 class MalformedJob(WarmfleetError, ValueError):
@@ -81,7 +89,10 @@ def parse_job(raw: bytes | None) -> WarmJob:
     token = data.get("fencing_token", 0)  # absent: a clock from before fencing
     if type(token) is not int or token < 0:
         raise MalformedJob(f"field 'fencing_token' not a non-negative int: {token!r}")
-    return WarmJob(**fields, fencing_token=token)
+    priority = data.get("priority", "scheduled")  # absent: a job from before demand jobs
+    if priority not in PRIORITIES:
+        raise MalformedJob(f"field 'priority' not one of {sorted(PRIORITIES)}: {priority!r}")
+    return WarmJob(**fields, fencing_token=token, priority=priority)
 
 
 class Fence:
@@ -161,7 +172,11 @@ class PollerService:
         offset_reset: str = "latest",
         jobs_per_exchange: int = 4,
         max_inflight: int = 256,
+        budget: OriginBudget | None = None,
+        markets_every_s: float = 60.0,
     ) -> None:
+        """``budget``: take a fleet-wide token for every origin request and share the
+        listed markets through Redis (docs/demand.md); None: ccxt's own limiter only."""
         self.settings = settings
         self.config = config or PollerConfig()
         ns = settings.namespace
@@ -177,7 +192,11 @@ class PollerService:
         self.max_inflight = max_inflight
         self.ready = asyncio.Event()  # set when the group gave us partitions
         self.pollers: dict[str, ExchangePoller] = {}
-        self._gates: dict[str, asyncio.Semaphore] = {}
+        self._gates: dict[str, PriorityGate] = {}  # demand jobs get the next free slot
+        self._coalescers: dict[str, TickerCoalescer] = {}
+        self.budget = budget
+        self.markets_every_s = markets_every_s
+        self._markets_task: asyncio.Task[None] | None = None
         self._offsets = _Offsets()
         self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
         self._consumer: AIOKafkaConsumer | None = None
@@ -203,10 +222,16 @@ class PollerService:
         )
         self._consumer.subscribe([self.jobs_topic], listener=_Rebalance(self))
         await self._consumer.start()
+        if self.budget is not None:
+            self._markets_task = asyncio.create_task(self._share_markets(), name="markets")
         log.info("poller_started", topic=self.jobs_topic, group=self.group_id,
                  exchange_urls=sorted(self.settings.exchange_urls))  # fmt: skip
 
     async def stop(self) -> None:
+        if self._markets_task is not None:
+            self._markets_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._markets_task
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=30)
         if self._consumer is not None:
@@ -216,6 +241,8 @@ class PollerService:
             await self._producer.stop()
         for poller in self.pollers.values():
             await poller.close()
+        if self.budget is not None:
+            await self.budget.close()
         log.info("poller_stopped", jobs_seen=self.jobs_seen)
 
     async def __aenter__(self) -> PollerService:
@@ -266,9 +293,12 @@ class PollerService:
         poller = self.pollers.get(exchange)
         if poller is None:
             url = self.settings.exchange_urls.get(exchange)
-            poller = ExchangePoller(exchange, url=url, config=self.config)
+            if self.budget is None:
+                poller = ExchangePoller(exchange, url=url, config=self.config)
+            else:
+                poller = BudgetedPoller(exchange, url=url, config=self.config, budget=self.budget)
             self.pollers[exchange] = poller
-            self._gates[exchange] = asyncio.Semaphore(self.jobs_per_exchange)
+            self._gates[exchange] = PriorityGate(self.jobs_per_exchange)
             log.info("exchange_client_created", exchange=exchange,
                      url=url or "(the real exchange)")  # fmt: skip
         return poller
@@ -283,8 +313,16 @@ class PollerService:
                 log.error("exchange_unusable", exchange=job.exchange, problem=str(exc))
                 published = True  # nothing to publish; the job is done with
                 return
-            async with self._gates[job.exchange]:
-                result = await poller.poll(job)
+            gate = self._gates[job.exchange]
+            if job.priority == DEMAND and job.data_type == DataType.TICKERS:
+                coalescer = self._coalescers.get(job.exchange)
+                if coalescer is None:
+                    coalescer = TickerCoalescer(poller, lambda: gate.slot(DEMAND_FIRST))
+                    self._coalescers[job.exchange] = coalescer
+                result = await coalescer.poll(job)  # one request for the waiting ones
+            else:
+                async with gate.slot(DEMAND_FIRST if job.priority == DEMAND else SCHEDULED):
+                    result = await poller.poll(job)
             published = await self._publish(job, result)
         except Exception:  # a bug must not take the worker down: log it, keep consuming
             log.exception("job_crashed", exchange=job.exchange, job_id=job.job_id)
@@ -321,6 +359,22 @@ class PollerService:
                   job_id=job.job_id, events=len(result.records),
                   rejected=len(result.rejected), failed=len(result.failed))  # fmt: skip
         return True
+
+    async def _share_markets(self) -> None:
+        """Load each budgeted exchange's markets at start and share them (readers answer an
+        unlisted symbol with a fast 404 from them), again every ``markets_every_s``."""
+        assert self.budget is not None
+        exchanges = sorted(set(self.budget.rates) | set(self.settings.exchange_urls))
+        while True:
+            for exchange in exchanges:
+                try:
+                    poller = self._poller(exchange)
+                    markets = await poller.markets(time.time() + 30.0)
+                    if isinstance(poller, BudgetedPoller):
+                        await poller.publish_markets(markets)
+                except Exception as exc:  # an exchange that is down now is retried next round
+                    log.warning("markets_not_loaded", exchange=exchange, error=str(exc)[:200])
+            await asyncio.sleep(self.markets_every_s)
 
     async def _commit(self) -> None:
         positions = self._offsets.committable()
