@@ -258,9 +258,10 @@ class MultiTierCache:
         """A watch for a lower tier that came back empty, and its refill (``tiers._epoch``);
         its marker keys start with ``prefix``."""
         return EpochWatch(
-            self._lower, self._calls, self.policy, self.levels, timeout_s=self.timeout_s,
-            write_timeout_s=self.write_timeout_s, source=self.source,
-            max_value_bytes=self.max_value_bytes, prefix=prefix,
+            self._lower, self._calls, self.policy, self.levels,
+            timeout_s=self.options.timeout_s, write_timeout_s=self.options.write_timeout_s,
+            source=self.options.source, max_value_bytes=self.options.max_value_bytes,
+            prefix=prefix,
         )  # fmt: skip
 
     # ---- lifecycle ------------------------------------------------------------------
