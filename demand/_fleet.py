@@ -154,15 +154,19 @@ class FleetState:
         temp = f"{key}:new:{secrets.token_hex(4)}"
 
         async def run() -> None:
-            async with self.client.pipeline(transaction=True) as pipe:
-                if listed:
-                    pipe.sadd(temp, *listed)
-                    pipe.rename(temp, key)
-                    pipe.expire(key, ttl_s)
-                else:
-                    pipe.delete(key)
-                pipe.set(names.rate(self.scope, exchange), repr(float(requests_per_s)), ex=ttl_s)
-                await pipe.execute()
+            # no MULTI: on a Redis Cluster the rate key lives in another slot. RENAME alone
+            # is what makes the swap atomic (readers see the old set or the new, never half);
+            # the temporary key expires by itself if this stops half way.
+            if listed:
+                await self.client.sadd(temp, *listed)
+                await self.client.expire(temp, 60)
+                await self.client.rename(temp, key)
+                await self.client.expire(key, ttl_s)
+            else:
+                await self.client.delete(key)
+            await self.client.set(
+                names.rate(self.scope, exchange), repr(float(requests_per_s)), ex=ttl_s
+            )
 
         await self._redis("publish markets", run)
         self._markets.pop(exchange, None)

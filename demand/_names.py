@@ -9,7 +9,8 @@ def lease(scope: str, exchange: str, data_type: str, symbol: str) -> str:
 
 
 def markets(scope: str, exchange: str) -> str:
-    return f"{scope}:demand:markets:{exchange}"
+    # a hash tag: the set and the temporary key renamed over it share one Redis Cluster slot
+    return f"{scope}:demand:{{markets:{exchange}}}"
 
 
 def budget(scope: str, exchange: str) -> str:

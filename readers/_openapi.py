@@ -151,6 +151,18 @@ def _warm_op(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
                 "304": {"description": "If-None-Match matched the ETag", "headers": _WARM_HEADERS},
                 "400": _error("malformed parameter"),
                 "404": _error("cold, unknown or older than max_age"),
+                # the demand path (docs/demand.md): not warmed within its deadline, the
+                # exchange's budget spent, or Redis/Kafka unreachable
+                "503": {
+                    **_error("cold, and not warmed within the demand deadline; retry later"),
+                    "headers": {
+                        "Retry-After": {
+                            "required": True,
+                            "schema": {"type": "integer", "minimum": 1},
+                            "description": "whole seconds until a retry may find it warm",
+                        }
+                    },
+                },
                 **_common_errors(),
             },
         }

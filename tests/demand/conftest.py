@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
 
 from demand import Demand, DemandConfig, FleetState
+from demand import _names as demand_names
 from readers import create_app, running_reader
 from readers._demand import ReaderDemand
 from sim import RunningSimulator, running_simulator
@@ -121,7 +122,7 @@ async def jobs_on(bootstrap: str, namespace: str, wait_s: float = 2.0) -> list[d
 
 
 async def wait_listed(redis: aioredis.Redis, prefix: str, exchange: str = "binance") -> None:
-    key = f"{prefix}:demand:markets:{exchange}"
+    key = demand_names.markets(prefix, exchange)
     for _ in range(300):
         if await redis.scard(key):
             return

@@ -13,6 +13,7 @@ import pytest
 
 from demand import FleetState
 from demand import _metrics as metrics
+from readers import openapi_document
 from tests.demand.conftest import fleet, sim_requests
 
 pytestmark = pytest.mark.integration
@@ -62,6 +63,9 @@ async def test_a_thousand_cold_keys_stay_within_the_budget(stack_urls: Any, name
         print(f"200: {ok}, 503: {refused}, origin requests: {samples[-1][1] - samples[0][1]}")
         assert ok >= 1 and refused >= 900, (ok, refused)
         assert all(int(after) >= 1 for status, after in answers if status == 503)
+        # the answer the reader gives is the one its OpenAPI document declares
+        declared = openapi_document()["paths"]["/v2/tickers/{exchange}/{symbol}"]["get"]
+        assert declared["responses"]["503"]["headers"]["Retry-After"]["required"] is True
         assert _refused() - refused_before >= 1
         # every window of the run: at most a full bucket plus the refill rate
         for i, (t1, c1) in enumerate(samples):
