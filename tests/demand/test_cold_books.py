@@ -29,8 +29,9 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
 
-from demand import Demand, FleetState
+from demand import Demand, DemandConfig, FleetState
 from demand import _names as demand_names
 from readers import create_app, running_reader
 from readers._demand import ReaderDemand
@@ -70,6 +71,7 @@ class Fleet:
     redis: aioredis.Redis
     worker: Worker
     symbols: list[str]  # listed on the simulator's binance, sorted
+    stack: StackURLs
 
     def cold(self, n: int, taken: set[str]) -> list[str]:
         """``n`` listed symbols no test of the module has read yet."""
@@ -161,17 +163,18 @@ async def poller(stack: StackURLs, namespace: str, sim: RunningSimulator) -> Asy
 
 
 @contextlib.asynccontextmanager
-async def reader(stack: StackURLs, namespace: str) -> AsyncIterator[str]:
-    """An HTTP reader as `warmfleet reader` builds one: L1/L2/L3, the default bus channel
-    (the one the worker announces its writes on), its own demand link."""
+async def reader(
+    stack: StackURLs, namespace: str, config: DemandConfig | None = None, *, l2: bool = True
+) -> AsyncIterator[str]:
+    """An HTTP reader as `warmfleet reader` builds one: L1/L2/L3 (``l2=False``: L1/L3), the
+    default bus channel (the one the worker announces its writes on), its own demand link."""
     prefix = namespace.rstrip(".")
-    cache = MultiTierCache.from_urls(
-        "memory://?max_entries=5000", stack.memcached_url, stack.redis_url
-    )
+    shared = (stack.memcached_url, stack.redis_url) if l2 else (stack.redis_url,)
+    cache = MultiTierCache.from_urls("memory://?max_entries=5000", *shared)
     assert await cache.start()  # subscribed to the bus before any read
     link = Demand.connect(
         redis_url=stack.redis_url, kafka_servers=[stack.kafka_bootstrap], namespace=namespace,
-        key_prefix=prefix,
+        key_prefix=prefix, config=config,
     )  # fmt: skip
     assert link.config.deadline_s == DEADLINE_S
     demand = ReaderDemand(cache, link, key_prefix=prefix)
@@ -212,7 +215,7 @@ async def cold_fleet(stack_urls: StackURLs, tmp_path_factory: Any) -> AsyncItera
             listed = await redis.smembers(demand_names.markets(prefix, "binance"))
             symbols = sorted(s.decode() for s in listed)
             yield Fleet([first, second], sim, namespace, prefix, stack_urls.kafka_bootstrap,
-                        redis, worker, symbols)  # fmt: skip
+                        redis, worker, symbols, stack_urls)  # fmt: skip
     finally:
         await producer.stop()
         await redis.aclose()
@@ -326,3 +329,41 @@ async def test_concurrent_cold_candles_reads_each_get_their_own_limit(cold_fleet
     assert all(body["value"]["rows"] == series[-len(body["value"]["rows"]) :]
                for _, body, _ in answers)  # fmt: skip
     assert await sim_requests(f.sim, "klines") - before == 1
+
+
+def early_refreshes() -> float:
+    # the readers of this module run in the test's process: their registry is this one
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "warmfleet_demand_early_refreshes"
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+        and (sample.labels.get("data_type"), sample.labels.get("outcome")) == ("candles", "asked")
+    )
+
+
+async def test_a_warm_candles_hit_is_refreshed_early_as_a_ticker_hit_is(cold_fleet: Fleet) -> None:
+    # XFetch applies on every hit of a loadable key (docs/demand.md), candles reads too
+    # (they always carry a query). A beta so large that it fires on any hit of a copy not
+    # yet expired makes that deterministic: the hit after the cold read must ask again. No
+    # L2 in this reader: an L2 copy carries no fresh-until and never triggers XFetch.
+    f = cold_fleet
+    (symbol,) = f.cold(1, TAKEN)
+    url = f"/v2/candles/{path_of(symbol)}?timeframe=1m&limit=5"
+    async with (
+        reader(f.stack, f.namespace, DemandConfig(beta=1e9), l2=False) as eager,
+        aiohttp.ClientSession() as http,
+    ):
+        before, refreshed = await sim_requests(f.sim, "klines"), early_refreshes()
+        status, body, _ = await get(http, eager + url)  # cold: the demand job
+        assert status == 200, body
+        assert await sim_requests(f.sim, "klines") - before == 1
+        status, body, _ = await get(http, eager + url)  # a hit: XFetch fires, in the background
+        assert status == 200, body
+        for _ in range(50):
+            if await sim_requests(f.sim, "klines") - before == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert await sim_requests(f.sim, "klines") - before == 2
+        assert early_refreshes() - refreshed == 1
