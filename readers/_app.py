@@ -342,7 +342,9 @@ class ReaderApp:
         self.on_read(key)
         hit = await self.cache.get(key, max_age=limit, max_stale=max_stale)
         if hit is None:
-            return await self._miss(key, limit, max_stale)
+            return await self._miss(key, limit, max_stale, rows if route == _CANDLES else None)
+        if self.demand is not None:
+            self.demand.seen(key, hit)  # XFetch early refresh, as on the hot path
         age = hit.age
         served(policy.ages, age)
         etag_match = headers.get("if-none-match")
@@ -354,15 +356,22 @@ class ReaderApp:
             return warm_with(key, hit, policy.control, etag_match, value=_last_rows(hit, rows))
         return self.encoder.answer(key, hit, age, policy.fresh_s, policy.control, etag_match)
 
-    async def _miss(self, key: str, limit: float | None, max_stale: float | None) -> Answer:
+    async def _miss(
+        self, key: str, limit: float | None, max_stale: float | None, rows: int | None = None
+    ) -> Answer:
         """The 404 to answer with: cold, or older than the client's max_age. Every miss of
-        every route ends here."""
+        every route ends here. ``rows``: a candles read's ``limit``, applied to a demanded
+        value as to a warm one."""
         if self.demand is not None and limit is None:  # cold: ask the fleet, wait for it
             found = await self.demand.miss(key)
             if isinstance(found, Answer):
                 return found
             if found is not None:
                 policy = self._policy(key)
+                if rows is not None:
+                    return warm_with(
+                        key, found, policy.control, None, value=_last_rows(found, rows)
+                    )
                 age = found.age
                 return self.encoder.answer(key, found, age, policy.fresh_s, policy.control, None)
         if limit is not None:
