@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from tests._procs import stop_process
 from topics import MARKET_TICKERS, symbol_key
 from topics.kafka import ensure_topics
 
@@ -77,13 +77,7 @@ def spawn(argv: list[str], ns: str, metrics_port: int, log: Path) -> subprocess.
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    stop_process(proc, 30, group=True)  # the process group ``spawn`` started
 
 
 def scrape(port: int) -> str:

@@ -29,12 +29,16 @@ import sys
 import time
 import uuid
 from collections import defaultdict
+from pathlib import Path
 
 import aiohttp
 import ccxt.async_support as ccxt_async
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ helpers
+
+from tests._procs import wait_http_ok
 from topics import MARKET_BOOKS, MARKET_OHLCV, MARKET_TICKERS, WARM_JOBS
 from topics.records import WarmJob
 from workers.pollers import ExchangePoller, PollerConfig, PollerService, client_options
@@ -54,15 +58,7 @@ def free_port() -> int:
 
 async def wait_for_sim(url: str) -> None:
     async with aiohttp.ClientSession() as http:
-        for _ in range(300):
-            try:
-                async with http.get(f"{url}/api/v3/ping") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit(f"simulator at {url} did not come up")
+        await wait_http_ok(http, f"{url}/api/v3/ping")
 
 
 async def sim_requests(url: str) -> int:

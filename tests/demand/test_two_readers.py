@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests._procs import stop_process, wait_http_ok
 from tests.demand.conftest import fleet, jobs_on, sim_requests
 from tests.workers.agents.conftest import free_port
 
@@ -41,24 +41,7 @@ def reader_processes(stack_urls: Any, namespace: str, tmp_path: Path) -> Iterato
         urls.append(f"http://127.0.0.1:{port}")
     yield urls
     for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
-async def _up(http: aiohttp.ClientSession, url: str) -> None:
-    for _ in range(300):
-        try:
-            async with http.get(url + "/healthz") as resp:
-                if resp.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"reader {url} did not come up")
+        stop_process(proc, 20, group=True)
 
 
 async def test_fifty_readers_in_two_processes_make_one_origin_request(
@@ -70,7 +53,7 @@ async def test_fifty_readers_in_two_processes_make_one_origin_request(
         aiohttp.ClientSession() as http,
     ):
         for url in reader_processes:
-            await _up(http, url)
+            await wait_http_ok(http, url + "/healthz")
         before = await sim_requests(f.sim, "ticker")
 
         async def read(url: str) -> tuple[int, Any]:

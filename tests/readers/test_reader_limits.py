@@ -23,6 +23,8 @@ from typing import Any
 import psutil
 import pytest
 
+from tests._procs import stop_process
+
 pytestmark = pytest.mark.integration
 
 HEADER_TIMEOUT_S = 5.0  # the reader's default (readers.ReaderLimits)
@@ -89,12 +91,7 @@ def reader(
                 raise RuntimeError(f"the reader did not start:\n{log.read_text()}") from None
             time.sleep(0.1)
     yield running
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+    stop_process(proc)
 
 
 @pytest.mark.parametrize("reader_args", [["--workers", "2"]])

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._procs import stop_process
 from tests._servers import PrivateServer, free_port
 
 SECRET = "hunter2-Zq9"
@@ -70,12 +71,7 @@ def _run_until(cmd: list[str], env: dict[str, str], event: str, log: Path) -> st
             time.sleep(0.1)
         time.sleep(1.0)  # what it logs right after starting counts too
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
     return log.read_text(errors="replace")
 
 
