@@ -1,4 +1,5 @@
-"""What the reader tests share: a TTL policy fresh for ~1 s, the reader's three-tier cache."""
+"""What the reader tests share: a TTL policy fresh for ~1 s, the reader's three-tier cache,
+an HTTP GET of its JSON."""
 
 from __future__ import annotations
 
@@ -6,12 +7,21 @@ import random
 import time
 from typing import Any
 
+import aiohttp
+
 from tiers import MultiTierCache, TierLevel, TTLPolicy
 from topics import DataType
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+async def get(base: str, path: str, **headers: str) -> tuple[int, Any, Any]:
+    """GET ``base + path``: (status, the JSON body, the headers)."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(base + path, headers=headers) as resp:
+            return resp.status, await resp.json(), resp.headers
 
 
 def short_policy(stale_s: float = 120.0) -> TTLPolicy:

@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from readers import create_app, running_reader
-from tests.readers._helpers import now_ms, reader_cache
+from tests.readers._helpers import get, now_ms, reader_cache
 from tiers import MultiTierCache
 from topics import key_for
 
@@ -37,11 +37,6 @@ def candles(n: int, timeframe: str = "1m") -> dict[str, Any]:
     return {"exchange": "okx", "symbol": "ETH/USDT", "timeframe": timeframe, "rows": rows}
 
 
-@pytest.fixture
-def prefix(namespace: str) -> str:
-    return namespace.rstrip(".")
-
-
 @pytest_asyncio.fixture(loop_scope="function")
 async def cache(stack_urls: Any) -> AsyncIterator[MultiTierCache]:
     cache = reader_cache(stack_urls)
@@ -53,12 +48,6 @@ async def cache(stack_urls: Any) -> AsyncIterator[MultiTierCache]:
 async def base(cache: MultiTierCache, prefix: str) -> AsyncIterator[str]:
     async with running_reader(create_app(cache, key_prefix=prefix)) as url:
         yield url
-
-
-async def get(base: str, path: str, **headers: str) -> tuple[int, Any, Any]:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(base + path, headers=headers) as resp:
-            return resp.status, await resp.json(), resp.headers
 
 
 async def test_a_book_is_served_in_the_envelope_with_its_headers(

@@ -9,7 +9,6 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
@@ -19,7 +18,7 @@ from hypothesis import strategies as st
 from readers import OriginWatch, create_app, running_reader
 from readers._freshness import ANY_STALE, CACHE_CONTROL_PATTERN, request_directives, stricter
 from readers._routes import BadRequest
-from tests.readers._helpers import now_ms, reader_cache, short_policy
+from tests.readers._helpers import get, now_ms, reader_cache, short_policy
 from tiers import MultiTierCache
 from topics import key_for
 from topics.origin import encode_state, origin_key
@@ -27,11 +26,6 @@ from topics.origin import encode_state, origin_key
 pytestmark = pytest.mark.integration
 
 TICKER = {"exchange": "binance", "symbol": "BTC/USDT", "last": 64_000.5}
-
-
-@pytest.fixture
-def prefix(namespace: str) -> str:
-    return namespace.rstrip(".")
 
 
 @pytest_asyncio.fixture(loop_scope="function")
@@ -54,10 +48,13 @@ async def base(cache: MultiTierCache, prefix: str, origins: OriginWatch) -> Asyn
         yield url
 
 
-async def get(base: str, path: str, **headers: str) -> tuple[int, Any, Any]:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(base + path, headers=headers) as resp:
-            return resp.status, await resp.json(), resp.headers
+async def cached_ticker(
+    cache: MultiTierCache, prefix: str, exchange: str, symbol: str, age_ms: int = 0
+) -> tuple[str, str]:
+    """TICKER written for ``exchange``/``symbol``, ``age_ms`` old: (its key, its route)."""
+    key = key_for("tickers", exchange, symbol, prefix=prefix)
+    await cache.set(key, TICKER, data_type="tickers", as_of=now_ms() - age_ms)
+    return key, f"/v2/tickers/{exchange}/{symbol.replace('/', '-')}"
 
 
 def directive(headers: Any, name: str) -> int:
@@ -99,9 +96,8 @@ def test_a_malformed_directive_says_what_to_send(value: str) -> None:
 async def test_every_answer_carries_stale_age_and_the_stale_window(
     cache: MultiTierCache, base: str, prefix: str
 ) -> None:
-    key = key_for("tickers", "binance", "BTC/USDT", prefix=prefix)
-    await cache.set(key, TICKER, data_type="tickers", as_of=now_ms() - 3_000)
-    for path in ("/v2/tickers/binance/BTC-USDT", f"/v2/keys/{key}"):
+    key, route = await cached_ticker(cache, prefix, "binance", "BTC/USDT", age_ms=3_000)
+    for path in (route, f"/v2/keys/{key}"):
         status, body, headers = await get(base, path)
         assert status == 200 and body["stale"] is False and body["tier"] == "memory"
         assert 3 <= int(headers["Age"]) <= 10 and int(headers["Age"]) == body["age_ms"] // 1000
@@ -114,9 +110,7 @@ async def test_every_answer_carries_stale_age_and_the_stale_window(
 async def test_max_stale_over_http_serves_a_copy_past_its_fresh_ttl_flagged(
     cache: MultiTierCache, base: str, prefix: str
 ) -> None:
-    key = key_for("tickers", "okx", "ETH/USDT", prefix=prefix)
-    await cache.set(key, TICKER, data_type="tickers", as_of=now_ms())
-    path = "/v2/tickers/okx/ETH-USDT"
+    _, path = await cached_ticker(cache, prefix, "okx", "ETH/USDT")
     assert (await get(base, path))[1]["stale"] is False
     await asyncio.sleep(2.2)  # past the fresh TTL of every tier
     status, body, _ = await get(base, path)
@@ -145,9 +139,7 @@ async def test_max_stale_over_http_serves_a_copy_past_its_fresh_ttl_flagged(
 async def test_a_malformed_cache_control_is_a_400_saying_what_to_send(
     cache: MultiTierCache, base: str, prefix: str
 ) -> None:
-    key = key_for("tickers", "binance", "SOL/USDT", prefix=prefix)
-    await cache.set(key, TICKER, data_type="tickers", as_of=now_ms())
-    path = "/v2/tickers/binance/SOL-USDT"
+    _, path = await cached_ticker(cache, prefix, "binance", "SOL/USDT")
     assert (await get(base, path))[0] == 200  # remembered: the next requests take the hot path
     status, body, _ = await get(base, path, **{"Cache-Control": "max-age=soon"})
     assert status == 400 and body["error"] == "bad_request"
@@ -159,10 +151,8 @@ async def test_a_malformed_cache_control_is_a_400_saying_what_to_send(
 async def test_while_an_exchange_is_failing_its_keys_are_served_stale_and_others_not(
     stack_urls: Any, cache: MultiTierCache, base: str, prefix: str, origins: OriginWatch
 ) -> None:
-    binance = key_for("tickers", "binance", "ADA/USDT", prefix=prefix)
-    okx = key_for("tickers", "okx", "ADA/USDT", prefix=prefix)
-    for key in (binance, okx):
-        await cache.set(key, TICKER, data_type="tickers", as_of=now_ms())
+    binance, _ = await cached_ticker(cache, prefix, "binance", "ADA/USDT")
+    await cached_ticker(cache, prefix, "okx", "ADA/USDT")
     for path in ("/v2/tickers/binance/ADA-USDT", "/v2/tickers/okx/ADA-USDT"):
         assert (await get(base, path))[1]["stale"] is False  # both remembered, hot
     await asyncio.sleep(2.2)  # both past their fresh TTL

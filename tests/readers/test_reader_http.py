@@ -37,11 +37,6 @@ def directive(resp: Any, name: str) -> int:
     raise AssertionError(f"no {name} in {resp.headers['Cache-Control']!r}")
 
 
-@pytest.fixture
-def prefix(namespace: str) -> str:
-    return namespace.rstrip(".")
-
-
 @pytest_asyncio.fixture(loop_scope="function")
 async def cache(stack_urls: Any, prefix: str) -> AsyncIterator[MultiTierCache]:
     cache = MultiTierCache.from_urls(

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 import pytest
+import pytest_asyncio
 import redis.asyncio as aioredis
 
 from tests._servers import PrivateServer
@@ -35,6 +37,27 @@ def redis_cache(server: PrivateServer) -> MultiTierCache:
     )  # fmt: skip
 
 
+@dataclass
+class OnRedis:
+    server: PrivateServer  # the test's own: it may stop and restart it
+    cache: MultiTierCache  # over that server alone
+    watch: EpochWatch  # the cache's epoch watch
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def on_redis(private_server: Callable[..., PrivateServer]) -> AsyncIterator[OnRedis]:
+    server = private_server("redis")
+    cache = redis_cache(server)
+    yield OnRedis(server, cache, cache.epoch_watch(PREFIX))
+    await cache.close()
+
+
+def kept(symbol: str, last: float, as_of: int) -> Kept:
+    """A ticker written at ``as_of`` (warm interval 15 s), as the cache kept it."""
+    key = f"t-epoch:v2:market:ticker:15s:x:{symbol}"
+    return Kept(Write(key, {"last": last}, "tickers", as_of, 0.0), as_of, 15.0)
+
+
 async def new_after_restart(watch: EpochWatch, timeout_s: float = 10.0) -> list[str]:
     """Checks until one names a tier (the first calls after a restart may fail)."""
     deadline = time.monotonic() + timeout_s
@@ -46,23 +69,16 @@ async def new_after_restart(watch: EpochWatch, timeout_s: float = 10.0) -> list[
     return []
 
 
-async def test_a_redis_restarted_empty_is_found_new_once(
-    private_server: Callable[..., PrivateServer],
-) -> None:
-    server = private_server("redis")
-    cache = redis_cache(server)
-    watch = cache.epoch_watch(PREFIX)
-    try:
-        assert await watch.check() == ["redis"]  # no marker yet: marked, and new
-        assert await watch.check() == []
-        assert await watch.check() == []
-        server.stop()
-        assert await watch.check() == []  # unreachable is unknown, not new
-        server.start()  # no persistence: empty
-        assert await new_after_restart(watch) == ["redis"]
-        assert await watch.check() == []  # marked again: found new once
-    finally:
-        await cache.close()
+async def test_a_redis_restarted_empty_is_found_new_once(on_redis: OnRedis) -> None:
+    watch = on_redis.watch
+    assert await watch.check() == ["redis"]  # no marker yet: marked, and new
+    assert await watch.check() == []
+    assert await watch.check() == []
+    on_redis.server.stop()
+    assert await watch.check() == []  # unreachable is unknown, not new
+    on_redis.server.start()  # no persistence: empty
+    assert await new_after_restart(watch) == ["redis"]
+    assert await watch.check() == []  # marked again: found new once
 
 
 async def test_a_tier_marked_by_another_process_counts_as_new_for_this_one(
@@ -107,23 +123,17 @@ async def test_each_memcached_server_has_its_marker_and_one_restarted_is_found(
         await cache.close()
 
 
-async def test_a_refill_restores_values_with_the_ttl_they_had_left(
-    private_server: Callable[..., PrivateServer],
-) -> None:
-    server = private_server("redis")
-    cache = redis_cache(server)
-    watch = cache.epoch_watch(PREFIX)
-    client = aioredis.from_url(server.url)
+async def test_a_refill_restores_values_with_the_ttl_they_had_left(on_redis: OnRedis) -> None:
+    cache = on_redis.cache
+    client = aioredis.from_url(on_redis.server.url)
     now = now_ms()
     policy = steady_policy()
     fresh_s = policy.ttls_many([("tickers", 0.0)], cache.levels, warm_interval=15.0)[0][-1]
     stale_s = policy.stale_for("tickers")
-    recent = Kept(Write("t-epoch:v2:market:ticker:15s:x:A/B", {"last": 1.0}, "tickers",
-                        now - 200_000, 0.0), now - 200_000, 15.0)  # fmt: skip
-    gone = Kept(Write("t-epoch:v2:market:ticker:15s:x:C/D", {"last": 2.0}, "tickers",
-                      now - 10_000_000, 0.0), now - 10_000_000, 15.0)  # fmt: skip
+    recent = kept("A/B", 1.0, now - 200_000)
+    gone = kept("C/D", 2.0, now - 10_000_000)
     try:
-        done = await watch.refill("redis", [recent, gone])
+        done = await on_redis.watch.refill("redis", [recent, gone])
         assert (done.written, done.refused, done.expired, done.failed) == (1, 0, 1, 0)
         assert await client.get(gone.write.key) is None  # past its stale window too
         env = orjson.loads(await client.get(recent.write.key))
@@ -137,44 +147,24 @@ async def test_a_refill_restores_values_with_the_ttl_they_had_left(
         assert fresh_s < 200 and hit is not None and hit.stale  # past its fresh TTL: flagged
     finally:
         await client.aclose()
-        await cache.close()
 
 
-async def test_a_refill_never_replaces_a_newer_value(
-    private_server: Callable[..., PrivateServer],
-) -> None:
-    server = private_server("redis")
-    cache = redis_cache(server)
-    watch = cache.epoch_watch(PREFIX)
-    key = "t-epoch:v2:market:ticker:15s:x:N/W"
-    now = now_ms()
-    try:
-        # the stream wrote a newer value after the restart, before the refill came
-        await cache.set(key, {"last": 2.0}, data_type="tickers", as_of=now, warm_interval=15.0)
-        older = Kept(Write(key, {"last": 1.0}, "tickers", now - 5_000, 0.0), now - 5_000, 15.0)
-        done = await watch.refill("redis", [older])
-        assert (done.written, done.refused) == (0, 1)
-        hit = await cache.get(key)
-        assert hit is not None and hit.value == {"last": 2.0} and hit.as_of == now
-    finally:
-        await cache.close()
+async def test_a_refill_never_replaces_a_newer_value(on_redis: OnRedis) -> None:
+    cache, now = on_redis.cache, now_ms()
+    older = kept("N/W", 1.0, now - 5_000)
+    key = older.write.key
+    # the stream wrote a newer value after the restart, before the refill came
+    await cache.set(key, {"last": 2.0}, data_type="tickers", as_of=now, warm_interval=15.0)
+    done = await on_redis.watch.refill("redis", [older])
+    assert (done.written, done.refused) == (0, 1)
+    hit = await cache.get(key)
+    assert hit is not None and hit.value == {"last": 2.0} and hit.as_of == now
 
 
-async def test_a_refill_the_tier_cannot_take_reports_them_failed(
-    private_server: Callable[..., PrivateServer],
-) -> None:
-    server = private_server("redis")
-    cache = redis_cache(server)
-    watch = cache.epoch_watch(PREFIX)
-    now = now_ms()
-    kept = Kept(Write("t-epoch:v2:market:ticker:15s:x:F/L", {"last": 1.0}, "tickers", now, 0.0),
-                now, 15.0)  # fmt: skip
-    try:
-        server.stop()
-        done = await watch.refill("redis", [kept])
-        assert (done.written, done.failed) == (0, 1)  # so the caller tries again
-    finally:
-        await cache.close()
+async def test_a_refill_the_tier_cannot_take_reports_them_failed(on_redis: OnRedis) -> None:
+    on_redis.server.stop()
+    done = await on_redis.watch.refill("redis", [kept("F/L", 1.0, now_ms())])
+    assert (done.written, done.failed) == (0, 1)  # so the caller tries again
 
 
 async def test_each_redis_cluster_primary_has_its_marker_and_one_emptied_is_found(
