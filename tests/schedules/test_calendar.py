@@ -81,27 +81,34 @@ def test_good_friday_weekend_starts_thursday_evening() -> None:
     assert CAL.next_transition(ny(2026, 4, 2, 20)) == ny(2026, 4, 6, 4).astimezone(UTC)
 
 
-def test_dst_spring_forward_weekend_is_an_hour_shorter() -> None:
-    # clocks go forward Sun 2026-03-08 02:00 EST -> 03:00 EDT
-    fri = datetime(2026, 3, 7, 1, 0, tzinfo=UTC)  # Fri 2026-03-06 20:00 EST
-    assert CAL.phase_at(fri) is Phase.WEEKEND
-    monday = CAL.next_transition(fri)
-    assert monday == datetime(2026, 3, 9, 8, 0, tzinfo=UTC)  # Mon 04:00 EDT
-    assert monday - fri == timedelta(hours=55)
+@pytest.mark.parametrize(
+    ("friday", "monday", "weekend_h", "monday_open"),
+    [
+        # clocks go forward Sun 2026-03-08 02:00 EST -> 03:00 EDT: an hour shorter
+        (datetime(2026, 3, 7, 1, 0, tzinfo=UTC),  # Fri 2026-03-06 20:00 EST
+         datetime(2026, 3, 9, 8, 0, tzinfo=UTC), 55,  # Mon 04:00 EDT
+         datetime(2026, 3, 9, 13, 30, tzinfo=UTC)),
+        # clocks go back Sun 2026-11-01 02:00 EDT -> 01:00 EST: an hour longer
+        (datetime(2026, 10, 31, 0, 0, tzinfo=UTC),  # Fri 2026-10-30 20:00 EDT
+         datetime(2026, 11, 2, 9, 0, tzinfo=UTC), 57,  # Mon 04:00 EST
+         datetime(2026, 11, 2, 14, 30, tzinfo=UTC)),
+    ],
+    ids=["spring_forward_an_hour_shorter", "fall_back_an_hour_longer"],
+)  # fmt: skip
+def test_a_dst_change_over_the_weekend_moves_the_open_in_utc(
+    friday: datetime, monday: datetime, weekend_h: int, monday_open: datetime
+) -> None:
+    assert CAL.phase_at(friday) is Phase.WEEKEND
+    assert CAL.next_transition(friday) == monday
+    assert monday - friday == timedelta(hours=weekend_h)
     # the open moves by an hour in UTC, not in local time
+    assert CAL.phase_at(monday_open - timedelta(seconds=1)) is Phase.PRE_MARKET
+    assert CAL.phase_at(monday_open) is Phase.MARKET_HOURS
+
+
+def test_the_open_before_spring_forward_is_an_hour_later_in_utc() -> None:
     assert CAL.phase_at(datetime(2026, 3, 6, 14, 30, tzinfo=UTC)) is Phase.MARKET_HOURS
-    assert CAL.phase_at(datetime(2026, 3, 9, 13, 29, 59, tzinfo=UTC)) is Phase.PRE_MARKET
-    assert CAL.phase_at(datetime(2026, 3, 9, 13, 30, tzinfo=UTC)) is Phase.MARKET_HOURS
-
-
-def test_dst_fall_back_weekend_is_an_hour_longer() -> None:
-    fri = datetime(2026, 10, 31, 0, 0, tzinfo=UTC)  # Fri 2026-10-30 20:00 EDT
-    assert CAL.phase_at(fri) is Phase.WEEKEND
-    monday = CAL.next_transition(fri)
-    assert monday == datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # Mon 04:00 EST
-    assert monday - fri == timedelta(hours=57)
-    assert CAL.phase_at(datetime(2026, 11, 2, 14, 29, 59, tzinfo=UTC)) is Phase.PRE_MARKET
-    assert CAL.phase_at(datetime(2026, 11, 2, 14, 30, tzinfo=UTC)) is Phase.MARKET_HOURS
+    assert CAL.phase_at(datetime(2026, 3, 6, 14, 29, 59, tzinfo=UTC)) is Phase.PRE_MARKET
 
 
 def test_a_boundary_inside_the_dst_gap_and_the_repeated_hour() -> None:

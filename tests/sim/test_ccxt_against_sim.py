@@ -7,6 +7,7 @@ from typing import Any
 
 import ccxt
 import pytest
+import pytest_asyncio
 
 from sim import RunningSimulator
 from tests.sim.conftest import SYMBOLS, VENUES
@@ -16,11 +17,28 @@ def requests(sim: RunningSimulator) -> int:
     return sim.simulator.total_requests
 
 
-@pytest.mark.parametrize("venue", VENUES)
+@pytest.fixture(params=VENUES)
+def venue(request: pytest.FixtureRequest) -> str:
+    """Every test here runs once per venue the simulator serves."""
+    return str(request.param)
+
+
+@pytest.fixture
+def client(venue: str, ccxt_client: Callable[..., Any]) -> Any:
+    """A real ccxt client for ``venue``, pointed at the simulator; markets not loaded."""
+    return ccxt_client(venue)
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def loaded(client: Any) -> Any:
+    """``client`` with its markets loaded (one request)."""
+    await client.load_markets()
+    return client
+
+
 async def test_load_markets_is_one_request_with_precision_limits_and_status(
-    venue: str, sim: RunningSimulator, ccxt_client: Callable[..., Any]
+    venue: str, sim: RunningSimulator, client: Any
 ) -> None:
-    client = ccxt_client(venue)
     markets = await client.load_markets()
     assert requests(sim) == 1
     assert len(markets) == SYMBOLS + 1
@@ -34,12 +52,10 @@ async def test_load_markets_is_one_request_with_precision_limits_and_status(
     assert markets["FTT/USDT"]["active"] is False
 
 
-@pytest.mark.parametrize("venue", VENUES)
 async def test_tickers_bulk_is_one_request_and_consistent(
-    venue: str, sim: RunningSimulator, ccxt_client: Callable[..., Any]
+    sim: RunningSimulator, loaded: Any
 ) -> None:
-    client = ccxt_client(venue)
-    await client.load_markets()
+    client = loaded
     before = requests(sim)
     some = await client.fetch_tickers(["BTC/USDT", "ETH/USDT", "ETH/BTC"])
     assert requests(sim) == before + 1
@@ -60,12 +76,8 @@ async def test_tickers_bulk_is_one_request_and_consistent(
     assert one["last"] == pytest.approx(some["ETH/BTC"]["last"], rel=0.05)
 
 
-@pytest.mark.parametrize("venue", VENUES)
-async def test_ohlcv_candles_end_with_the_current_price(
-    venue: str, sim: RunningSimulator, ccxt_client: Callable[..., Any]
-) -> None:
-    client = ccxt_client(venue)
-    await client.load_markets()
+async def test_ohlcv_candles_end_with_the_current_price(loaded: Any) -> None:
+    client = loaded
     candles = await client.fetch_ohlcv("BTC/USDT", "1m", limit=30)
     assert len(candles) == 30
     assert [c[0] for c in candles] == sorted(c[0] for c in candles)
@@ -81,13 +93,8 @@ async def test_ohlcv_candles_end_with_the_current_price(
     assert len(hourly) == 5 and all(c[0] % 3_600_000 == 0 for c in hourly)
 
 
-@pytest.mark.parametrize("venue", VENUES)
-async def test_order_book_top_n(
-    venue: str, sim: RunningSimulator, ccxt_client: Callable[..., Any]
-) -> None:
-    client = ccxt_client(venue)
-    await client.load_markets()
-    book = await client.fetch_order_book("ETH/USDT", 10)
+async def test_order_book_top_n(venue: str, loaded: Any) -> None:
+    book = await loaded.fetch_order_book("ETH/USDT", 10)
     assert len(book["bids"]) == 10 and len(book["asks"]) == 10
     assert book["bids"][0][0] < book["asks"][0][0]
     assert [b[0] for b in book["bids"]] == sorted((b[0] for b in book["bids"]), reverse=True)
@@ -98,11 +105,9 @@ async def test_order_book_top_n(
         assert book["nonce"] is not None and book["timestamp"] is None
 
 
-@pytest.mark.parametrize("venue", VENUES)
 async def test_server_time_and_unknown_symbol_in_the_venue_error_shape(
-    venue: str, sim: RunningSimulator, ccxt_client: Callable[..., Any]
+    venue: str, sim: RunningSimulator, client: Any
 ) -> None:
-    client = ccxt_client(venue)
     assert await client.fetch_time() == pytest.approx(sim.simulator.now_ms(), abs=5_000)
     with pytest.raises(ccxt.BadSymbol):  # the server says so: ccxt maps the venue's code
         if venue == "binance":
