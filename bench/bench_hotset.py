@@ -21,6 +21,7 @@ import asyncio
 import heapq
 import os
 import statistics
+import sys
 import time
 import tracemalloc
 import uuid
@@ -28,11 +29,15 @@ import zlib
 from array import array
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import redis.asyncio as aioredis
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._args import options
 from tiers import HeatRecorder, HeatView, HotSetOptions
 from tiers._hotset import set_names
 from topics import key_for
@@ -203,12 +208,7 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reads", type=int, default=300_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--keys", type=int, default=24_000)
-    parser.add_argument("--per-second", type=int, default=15_000)
-    asyncio.run(run(parser.parse_args()))
+    asyncio.run(run(options(__doc__, reads=300_000, rounds=5, keys=24_000, per_second=15_000)))
 
 
 if __name__ == "__main__":

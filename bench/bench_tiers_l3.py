@@ -11,17 +11,21 @@ Goal (issue 3): >= 50,000 gets/s per process with batching.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._args import options
 from tiers import MultiTierCache, RedisTier, Write
 
 N_KEYS = 10_000
@@ -87,10 +91,5 @@ async def main(readers: int, total: int, rounds: int, redis_url: str) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--readers", type=int, default=100)
-    parser.add_argument("--gets", type=int, default=60_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
-    args = parser.parse_args()
+    args = options(__doc__, readers=100, gets=60_000, rounds=3, redis="redis://127.0.0.1:6379/0")
     asyncio.run(main(args.readers, args.gets, args.rounds, args.redis))

@@ -17,17 +17,21 @@ the 2-core box; each of its batches ends in ``set_many`` of 500-5,000 writes.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import math
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import orjson
 import redis.asyncio as aioredis
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._args import options
 from tiers import MultiTierCache, Write
 
 DATA_TYPES = ("tickers", "signals", "volatility")
@@ -200,11 +204,6 @@ async def main(
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--writes", type=int, default=2000)
-    parser.add_argument("--batches", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--memcached", default="127.0.0.1:11211")
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
-    args = parser.parse_args()
+    args = options(__doc__, writes=2000, batches=10, rounds=5, memcached="127.0.0.1:11211",
+                   redis="redis://127.0.0.1:6379/0")  # fmt: skip
     asyncio.run(main(args.writes, args.batches, args.rounds, args.memcached, args.redis))
