@@ -16,13 +16,14 @@ from typing import Any
 import orjson
 import pytest
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from topics import CONTROL_PHASE, MARKET_OHLCV, MARKET_TICKERS, key_for, symbol_key
+from topics import CONTROL_PHASE, DEAD_LETTER, MARKET_OHLCV, MARKET_TICKERS, key_for, symbol_key
 from topics.kafka import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[3]
 LOGLEVEL = os.environ.get("AGENTS_TEST_LOGLEVEL", "info")  # Faust's own log level in workers
+T0 = (int(time.time()) - 600) * 1000  # as_of of the test data: the contract refuses a day old
 
 
 def free_port() -> int:
@@ -178,6 +179,37 @@ async def cached(redis_client: aioredis.Redis, key: str) -> dict[str, Any] | Non
     return None if raw is None else dict(orjson.loads(raw))
 
 
+async def feed_rounds(
+    producer: AIOKafkaProducer, namespace: str, symbols: list[str], rounds: range,
+    pause_s: float = 0.05, sent: Callable[[int], None] | None = None,
+) -> None:  # fmt: skip
+    """One ticker per symbol per round (as_of ``T0 + round``); a duplicate of every tenth
+    round, which must not count."""
+    for i in rounds:
+        for symbol in symbols:
+            value = ticker("binance", symbol, price(i), T0 + i)
+            await send_ticker(producer, namespace, "binance", symbol, value)
+            if i % 10 == 3:
+                await send_ticker(producer, namespace, "binance", symbol, value)
+        await producer.flush()
+        if sent is not None:
+            sent(i)
+        await asyncio.sleep(pause_s)
+
+
+def price(i: int) -> float:
+    """The price of round ``i`` of ``feed_rounds``."""
+    return 100.0 + (i % 7) - (i % 3) * 0.5
+
+
+async def assert_last_round(redis_client: aioredis.Redis, keys: list[str], rounds: int) -> None:
+    """Every key's envelope in Redis holds the last of ``rounds`` rounds of ``feed_rounds``."""
+    for key in keys:
+        env = await cached(redis_client, key)
+        assert env is not None, key
+        assert env["a"] == T0 + rounds - 1 and env["v"]["last"] == price(rounds - 1)
+
+
 async def eventually(
     check: Callable[[], Awaitable[Any]], timeout_s: float = 60.0, every_s: float = 0.2
 ) -> Any:
@@ -190,6 +222,27 @@ async def eventually(
             return last
         await asyncio.sleep(every_s)
     raise AssertionError(f"condition not met within {timeout_s} s; last answer {last!r}")
+
+
+async def dead_letters(
+    bootstrap: str, namespace: str, at_least: int = 1, within_s: float = 30.0
+) -> list[dict[str, Any]]:
+    """The namespace's dead letters, decoded, read from the start until ``at_least`` are
+    there (fails the test if they do not come within ``within_s``)."""
+    consumer = AIOKafkaConsumer(
+        DEAD_LETTER.named(namespace), bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        group_id=None, max_partition_fetch_bytes=4 * 1024 * 1024,  # letters up to the cap
+    )  # fmt: skip
+    await consumer.start()
+    letters: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(within_s):
+            while len(letters) < at_least:
+                batch = await consumer.getmany(timeout_ms=500)
+                letters += [orjson.loads(r.value) for rs in batch.values() for r in rs if r.value]
+    finally:
+        await consumer.stop()
+    return letters
 
 
 def analysis_key(namespace: str, data_type: str, exchange: str, symbol: str) -> str:

@@ -7,29 +7,30 @@ import base64
 import math
 import signal
 import statistics
-import time
 from typing import Any
 
-import orjson
 import pytest
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from tests.workers.agents.conftest import (
+    T0,
     analysis_key,
+    assert_last_round,
     cached,
+    dead_letters,
     eventually,
+    feed_rounds,
     memcached_ttl,
     send_ticker,
     set_phase,
     ticker,
 )
-from topics import DEAD_LETTER, key_for
+from topics import key_for
 
 # the async fixtures live on the session loop (pyproject), so the tests do too
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
-T0 = (int(time.time()) - 600) * 1000  # the contract refuses data a day old
 OVERVIEWS_TOTAL = "warmfleet_agent_overviews_total"
 SQRT_006 = math.sqrt(0.06)  # one return into a zero EWMA variance: sqrt((1 - 0.94) r^2)
 
@@ -163,19 +164,7 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_later_events_proc
     start_worker()
     key = analysis_key(namespace, "volatility", "binance", "OK/USDT")
     await eventually(lambda: _observed(redis_client, key, 4))
-    consumer = AIOKafkaConsumer(
-        DEAD_LETTER.named(namespace), bootstrap_servers=kafka_bootstrap,
-        auto_offset_reset="earliest", group_id=None,
-    )  # fmt: skip
-    await consumer.start()
-    try:
-        letters: list[dict[str, Any]] = []
-        async with asyncio.timeout(30):
-            while len(letters) < 3:
-                batch = await consumer.getmany(timeout_ms=500)
-                letters += [orjson.loads(m.value) for ms in batch.values() for m in ms]
-    finally:
-        await consumer.stop()
+    letters = await dead_letters(kafka_bootstrap, namespace, at_least=3)
     by_payload = {base64.b64decode(letter["payload_b64"]): letter for letter in letters}
     assert set(by_payload) == {value for _, value in poison}
     assert "not JSON" in by_payload[b"{not json"]["reason"]
@@ -203,22 +192,10 @@ async def test_a_stopped_worker_is_replaced_without_losing_or_double_counting(
     symbols = [f"S{i:02d}/USDT" for i in range(24)]
     per_symbol = 150
 
-    def price(i: int) -> float:
-        return 100.0 + (i % 7) - (i % 3) * 0.5
-
-    async def produce() -> None:
-        for i in range(per_symbol):
-            for symbol in symbols:
-                value = ticker("binance", symbol, price(i), T0 + i)
-                await send_ticker(producer, namespace, "binance", symbol, value)
-                if i % 10 == 5:  # a duplicate now and then: same as_of, must not count
-                    await send_ticker(producer, namespace, "binance", symbol, value)
-            await producer.flush()
-            await asyncio.sleep(0.05)
-
     keys = [analysis_key(namespace, "volatility", "binance", s) for s in symbols]
     first = start_worker()
-    feeding = asyncio.create_task(produce())
+    # a duplicate every tenth round: same as_of, must not count
+    feeding = asyncio.create_task(feed_rounds(producer, namespace, symbols, range(per_symbol)))
 
     async def some_progress() -> bool:
         return sum([await observations(redis_client, k) for k in keys]) > 200
@@ -241,10 +218,7 @@ async def test_a_stopped_worker_is_replaced_without_losing_or_double_counting(
         events = [ln for ln in metrics.splitlines() if ln.startswith("warmfleet_agent_")]
         raise AssertionError(f"observations per symbol: {seen}; {events}") from None
     assert counts == [per_symbol] * len(symbols)  # nothing lost, nothing counted twice
-    for key in keys:
-        env = await cached(redis_client, key)
-        assert env is not None
-        assert env["a"] == T0 + per_symbol - 1 and env["v"]["last"] == price(per_symbol - 1)
+    await assert_last_round(redis_client, keys, per_symbol)
 
 
 @pytest.mark.slow

@@ -18,18 +18,19 @@ from typing import Any
 import orjson
 import pytest
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from tests.workers.agents.conftest import (
     analysis_key,
     cached,
+    dead_letters,
     eventually,
     free_port,
     memcached_ttl,
     send_candles,
 )
 from tiers import MultiTierCache
-from topics import DEAD_LETTER, MARKET_BOOKS, MARKET_OHLCV, key_for, symbol_key
+from topics import MARKET_BOOKS, MARKET_OHLCV, key_for, symbol_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -137,19 +138,7 @@ async def test_book_tops_are_cached_in_every_tier_and_only_newer_ones_replace_th
     finally:
         await memcached.close()
 
-    consumer = AIOKafkaConsumer(
-        DEAD_LETTER.named(namespace), bootstrap_servers=kafka_bootstrap,
-        auto_offset_reset="earliest", group_id=None,
-    )  # fmt: skip
-    await consumer.start()
-    try:
-        letters: list[dict[str, Any]] = []
-        async with asyncio.timeout(30):
-            while not letters:
-                batch = await consumer.getmany(timeout_ms=500)
-                letters += [orjson.loads(r.value) for rs in batch.values() for r in rs]
-    finally:
-        await consumer.stop()
+    letters = await dead_letters(kafka_bootstrap, namespace)
     assert len(letters) == 1 and "crossed_book" in letters[0]["reason"]
     assert base64.b64decode(letters[0]["payload_b64"]) == crossed
     assert letters[0]["source_topic"] == MARKET_BOOKS.named(namespace)

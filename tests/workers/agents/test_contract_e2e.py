@@ -12,11 +12,18 @@ from typing import Any
 import orjson
 import pytest
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-from tests.workers.agents.conftest import analysis_key, cached, eventually, send_ticker, ticker
-from topics import DEAD_LETTER, MARKET_TICKERS, TICKER_FIELDS, symbol_key
+from tests.workers.agents.conftest import (
+    analysis_key,
+    cached,
+    dead_letters,
+    eventually,
+    send_ticker,
+    ticker,
+)
+from topics import MARKET_TICKERS, TICKER_FIELDS, symbol_key
 from topics.kafka import ensure_topics
 from topics.records import DEAD_LETTER_PAYLOAD_MAX
 from workers.agents import CHANGELOGS
@@ -29,23 +36,6 @@ YEAR_MS = 365 * 86_400_000
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-async def dead_letters(bootstrap: str, namespace: str, count: int) -> list[dict[str, Any]]:
-    consumer = AIOKafkaConsumer(
-        DEAD_LETTER.named(namespace), bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest", group_id=None, max_partition_fetch_bytes=4 * 1024 * 1024,
-    )  # fmt: skip
-    await consumer.start()
-    letters: list[dict[str, Any]] = []
-    try:
-        async with asyncio.timeout(60):
-            while len(letters) < count:
-                batch = await consumer.getmany(timeout_ms=500)
-                letters += [orjson.loads(r.value) for rs in batch.values() for r in rs if r.value]
-    finally:
-        await consumer.stop()
-    return letters
 
 
 async def test_the_poison_set_is_dead_lettered_and_the_real_updates_after_it_cached(
@@ -89,7 +79,7 @@ async def test_the_poison_set_is_dead_lettered_and_the_real_updates_after_it_cac
     assert analysis is not None and analysis["v"]["observations"] == 4  # the real four only
     assert analysis["v"]["volatility"] < 0.01  # 1e-300 never became a return
 
-    letters = await dead_letters(kafka_bootstrap, namespace, len(poison))
+    letters = await dead_letters(kafka_bootstrap, namespace, len(poison), within_s=60)
     assert len(letters) == len(poison)
     assert all(letter["source_topic"] == MARKET_TICKERS.named(namespace) for letter in letters)
     reasons = " ".join(letter["reason"] for letter in letters)

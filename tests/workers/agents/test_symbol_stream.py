@@ -21,9 +21,12 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from tests._servers import PrivateServer
 from tests.workers.agents.conftest import (
+    T0,
     analysis_key,
+    assert_last_round,
     cached,
     eventually,
+    feed_rounds,
     send_candles,
     send_ticker,
     ticker,
@@ -44,7 +47,6 @@ from workers.analytics import (
 # the async fixtures live on the session loop (pyproject), so the tests do too
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
-T0 = (int(time.time()) - 600) * 1000  # the contract refuses data a day old
 PARTITIONS = MARKET_TICKERS.partitions
 TICKS_CHANGELOG, CANDLES_CHANGELOG, SERIES_CHANGELOG = CHANGELOGS
 
@@ -97,28 +99,6 @@ async def read_topic(
     finally:
         await consumer.stop()
     return records
-
-
-async def feed_rounds(
-    producer: AIOKafkaProducer, namespace: str, symbols: list[str], rounds: range,
-    pause_s: float = 0.05, sent: Callable[[int], None] | None = None,
-) -> None:  # fmt: skip
-    """One ticker per symbol per round (as_of ``T0 + round``); a duplicate of every tenth
-    round, which must not count."""
-    for i in rounds:
-        for symbol in symbols:
-            value = ticker("binance", symbol, price(i), T0 + i)
-            await send_ticker(producer, namespace, "binance", symbol, value)
-            if i % 10 == 3:
-                await send_ticker(producer, namespace, "binance", symbol, value)
-        await producer.flush()
-        if sent is not None:
-            sent(i)
-        await asyncio.sleep(pause_s)
-
-
-def price(i: int) -> float:
-    return 100.0 + (i % 7) - (i % 3) * 0.5
 
 
 async def all_at(redis_client: aioredis.Redis, keys: list[str], n: int, timeout_s: float) -> None:
@@ -320,10 +300,7 @@ async def test_two_workers_share_the_partitions_and_one_takes_over_after_sigterm
     taken = second.log_events("partitions_assigned")
     assert taken and taken[-1]["partitions"] == list(range(PARTITIONS))
     assert second.proc.poll() is None
-    for key in keys:
-        env = await cached(redis_client, key)
-        assert env is not None
-        assert env["a"] == T0 + total - 1 and env["v"]["last"] == price(total - 1)
+    await assert_last_round(redis_client, keys, total)
 
 
 # ---- 3. a cache server going away ---------------------------------------------------------
