@@ -20,6 +20,7 @@ from schedules import (
     ExchangeWarm,
     Phase,
     PhaseCalendar,
+    PhaseClock,
     PhaseConfig,
     Sessions,
 )
@@ -68,6 +69,31 @@ def sessions_from_now(tz: ZoneInfo, lead_s: float, step_s: float) -> tuple[Sessi
     first = (datetime.now(UTC) + timedelta(seconds=lead_s)).replace(microsecond=0)
     local = [(first + timedelta(seconds=i * step_s)).astimezone(tz) for i in range(4)]
     return Sessions(*(wall(t.hour, t.minute, t.second) for t in local)), first
+
+
+def make_clock(config: PhaseConfig, kafka_bootstrap: str, ns: str, **kw: Any) -> PhaseClock:
+    """A clock that joins, heartbeats and polls fast enough for seconds-long tests."""
+    return PhaseClock(
+        config,
+        bootstrap_servers=kafka_bootstrap,
+        namespace=ns,
+        session_timeout_s=6.0,
+        heartbeat_s=0.5,
+        poll_every_s=0.5,
+        **kw,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(clock: PhaseClock) -> AsyncIterator[PhaseClock]:
+    """``clock.run`` in a task for the block; stopped (and awaited) after it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(clock.run(stop))
+    try:
+        yield clock
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
 
 
 @dataclass

@@ -8,11 +8,9 @@ generous timeouts, never on exact timing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import itertools
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import orjson
@@ -25,39 +23,21 @@ from schedules import (
     ExchangeWarm,
     OverrideLog,
     Phase,
-    PhaseClock,
-    PhaseConfig,
     effective_interval,
 )
 from schedules import _metrics as metrics
-from tests.schedules.conftest import Recorder, fast_config, noon_timezone, sessions_from_now
+from tests.schedules.conftest import (
+    Recorder,
+    fast_config,
+    make_clock,
+    noon_timezone,
+    running,
+    sessions_from_now,
+)
 from topics import ANALYSIS_OVERVIEW, CONTROL_PHASE, WARM_JOBS, DataType
 from topics.records import MarketOverview, PhaseChange, WarmJob
 
 pytestmark = pytest.mark.integration
-
-
-@contextlib.asynccontextmanager
-async def running(clock: PhaseClock) -> AsyncIterator[PhaseClock]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(clock.run(stop))
-    try:
-        yield clock
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
-
-
-def make_clock(config: PhaseConfig, kafka_bootstrap: str, ns: str, **kw: object) -> PhaseClock:
-    return PhaseClock(
-        config,
-        bootstrap_servers=kafka_bootstrap,
-        namespace=ns,
-        session_timeout_s=6.0,
-        heartbeat_s=0.5,
-        poll_every_s=0.5,
-        **kw,
-    )  # type: ignore[arg-type]
 
 
 def dedupe(phases: list[str]) -> list[str]:

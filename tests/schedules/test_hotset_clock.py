@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -17,7 +17,7 @@ from readers import create_app
 from schedules import ExchangeWarm, Phase, PhaseCalendar, PhaseClock, PhaseConfig
 from schedules import _metrics as metrics
 from schedules._config import HotSetWarm
-from tests.schedules.conftest import Recorder, noon_timezone, sessions_from_now
+from tests.schedules.conftest import Recorder, make_clock, noon_timezone, running, sessions_from_now
 from tiers import HeatRecorder, HeatView, HotSetOptions, MultiTierCache
 from topics import WARM_JOBS, DataType, key_for
 from topics.records import WarmJob
@@ -39,31 +39,11 @@ def one_exchange(
     )
 
 
-@contextlib.asynccontextmanager
-async def running(clock: PhaseClock) -> AsyncIterator[PhaseClock]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(clock.run(stop))
-    try:
-        yield clock
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
-
-
-def make_clock(
-    config: PhaseConfig, kafka_bootstrap: str, ns: str, view: HeatView, **kw: object
+def hot_clock(
+    config: PhaseConfig, kafka_bootstrap: str, ns: str, view: HeatView, **kw: Any
 ) -> PhaseClock:
-    return PhaseClock(
-        config,
-        bootstrap_servers=kafka_bootstrap,
-        namespace=ns,
-        session_timeout_s=6.0,
-        heartbeat_s=0.5,
-        poll_every_s=0.5,
-        watch_overview=False,
-        hot_set=view,
-        **kw,
-    )  # type: ignore[arg-type]
+    """The fast test clock, reading its hot set from ``view`` (no overview watch)."""
+    return make_clock(config, kafka_bootstrap, ns, watch_overview=False, hot_set=view, **kw)
 
 
 def candle_jobs(recorder: Recorder, ns: str) -> list[WarmJob]:
@@ -83,7 +63,7 @@ async def test_the_hot_set_drives_which_symbols_candles_are_warmed_and_forgets_i
     calendar = PhaseCalendar(trading_days=frozenset(), intervals_s={p: 0.5 for p in Phase})
     # 12 req/s * 0.5 = 6, less 2 for the tickers job every 0.5 s: 4 req/s, 2 symbols a job
     config = one_exchange(calendar, requests_per_s=12)
-    clock = make_clock(config, kafka_bootstrap, namespace, view)
+    clock = hot_clock(config, kafka_bootstrap, namespace, view)
     reading: list[str] = ["BTC/USDT", "ETH/USDT"]
 
     async def dashboards() -> None:  # what readers ask for, 10 times a second per symbol
@@ -166,7 +146,7 @@ async def test_a_change_to_a_faster_phase_is_pre_warmed_lead_seconds_ahead(
     assert calendar.phase_at(change - timedelta(seconds=1)) is Phase.OVERNIGHT
     prewarmed = metrics.PREWARMED.labels(exchange="binance", data_type="candles")
     before = prewarmed._value.get()
-    clock = make_clock(config, kafka_bootstrap, namespace, view, catch_up_ramp_s=0.5)
+    clock = hot_clock(config, kafka_bootstrap, namespace, view, catch_up_ramp_s=0.5)
     try:
         async with running(clock):
             await recorder.wait_for(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -10,9 +12,17 @@ import pytest_asyncio
 from sim import RunningSimulator
 from tests.sim.conftest import SYMBOLS, VENUES, SteppedClock, ccxt_client, sim
 from topics.records import WarmJob
-from workers.pollers import ExchangePoller, PollerConfig
+from workers.pollers import ExchangePoller, PollerConfig, PollerService
 
-__all__ = ["SYMBOLS", "VENUES", "SteppedClock", "ccxt_client", "make_job", "sim"]
+__all__ = [
+    "SYMBOLS",
+    "VENUES",
+    "SteppedClock",
+    "ccxt_client",
+    "make_job",
+    "running_service",
+    "sim",
+]
 
 FAST = PollerConfig(
     rate_limit_ms=1,
@@ -24,6 +34,21 @@ FAST = PollerConfig(
     candles_limit=5,
     book_depth=5,
 )
+
+
+@contextlib.asynccontextmanager
+async def running_service(service: PollerService) -> AsyncIterator[PollerService]:
+    """A poller service started, running and ready for the block; stopped after it."""
+    await service.start()
+    stop = asyncio.Event()
+    runner = asyncio.create_task(service.run(stop))
+    try:
+        await asyncio.wait_for(service.ready.wait(), 30)
+        yield service
+    finally:
+        stop.set()
+        await runner
+        await service.stop()
 
 
 def make_job(

@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from sim import RunningSimulator, make_fault
 from tests.conftest import StackURLs
-from tests.workers.pollers.conftest import FAST, make_job
+from tests.workers.pollers.conftest import FAST, make_job, running_service
 from topics import MARKET_BOOKS, MARKET_TICKERS, WARM_JOBS
 from topics.records import WarmJob
 from workers.pollers import GROUP, PollerService
@@ -36,16 +36,8 @@ async def poller_service(
     service = PollerService(
         settings, config=dataclasses.replace(FAST, **config), offset_reset="earliest"
     )
-    await service.start()
-    stop = asyncio.Event()
-    runner = asyncio.create_task(service.run(stop))
-    try:
-        await asyncio.wait_for(service.ready.wait(), 30)
+    async with running_service(service):
         yield service
-    finally:
-        stop.set()
-        await runner
-        await service.stop()
 
 
 async def produce(bootstrap: str, topic: str, *messages: tuple[bytes, bytes]) -> None:
