@@ -11,9 +11,11 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 import redis
 
 from schedules import CLOCK_HEADER, DEFAULT_PATH
@@ -114,25 +116,42 @@ def not_from(owner: str, seen: list[Seen]) -> list[Seen]:
     return [s for s in seen if s.headers[CLOCK_HEADER] != owner]
 
 
-async def a_leader(recorder: Recorder, namespace: str) -> str:
+@dataclass
+class Elected:
+    procs: list[subprocess.Popen[bytes]]
+    leader: str  # its owner id, host:pid:random
+    token: int  # the fencing token of its jobs
+
+
+async def elect(
+    clocks: Callable[..., list[subprocess.Popen[bytes]]],
+    recorder: Recorder,
+    namespace: str,
+    **kw: str,
+) -> Elected:
+    """Two clock processes (``kw`` to ``clocks``), and the one that leads them."""
+    procs = clocks(2, **kw)
     await recorder.wait_for(
         "warm jobs from a leader", lambda: len(jobs_of(recorder, namespace)) >= 12, 90
     )
     await asyncio.sleep(3)  # both clocks are up by now: still only one publishes
     seen = owners(jobs_of(recorder, namespace))
     assert len(seen) == 1, seen
-    return seen.pop()
+    token = jobs_of(recorder, namespace)[-1].value.fencing_token
+    return Elected(procs, seen.pop(), token)
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def two_clocks(
+    clocks: Callable[..., list[subprocess.Popen[bytes]]], recorder: Recorder, namespace: str
+) -> Elected:
+    return await elect(clocks, recorder, namespace)
 
 
 async def test_the_second_clock_takes_over_when_the_leader_is_killed(
-    clocks: Callable[..., list[subprocess.Popen[bytes]]],
-    kafka_bootstrap: str,
-    namespace: str,
-    recorder: Recorder,
+    two_clocks: Elected, kafka_bootstrap: str, namespace: str, recorder: Recorder
 ) -> None:
-    procs = clocks(2)
-    leader = await a_leader(recorder, namespace)
-    first_token = jobs_of(recorder, namespace)[-1].value.fencing_token
+    procs, leader, first_token = two_clocks.procs, two_clocks.leader, two_clocks.token
     assert first_token >= 1
     # `warmfleet phase show` names the leader, its token and the standby, from Kafka alone
     env = {**os.environ, "WARMFLEET_NAMESPACE": namespace,
@@ -172,8 +191,7 @@ async def test_warming_goes_on_from_exactly_one_clock_while_redis_is_down(
     recorder: Recorder,
 ) -> None:
     redis = private_server("redis")  # the fleet's Redis, ours alone: we stop it
-    clocks(2, redis_url=redis.url)
-    leader = await a_leader(recorder, namespace)
+    leader = (await elect(clocks, recorder, namespace, redis_url=redis.url)).leader
     redis.stop()
     mark = len(recorder.seen)
     await asyncio.sleep(12)  # two session timeouts: a lease in Redis would have run out
@@ -196,14 +214,9 @@ async def test_warming_goes_on_from_exactly_one_clock_while_redis_is_down(
 
 
 async def test_a_frozen_leader_is_deposed_and_publishes_nothing_when_it_wakes(
-    clocks: Callable[..., list[subprocess.Popen[bytes]]],
-    tmp_path: Path,
-    namespace: str,
-    recorder: Recorder,
+    two_clocks: Elected, tmp_path: Path, namespace: str, recorder: Recorder
 ) -> None:
-    procs = clocks(2)
-    leader = await a_leader(recorder, namespace)
-    old_token = jobs_of(recorder, namespace)[-1].value.fencing_token
+    procs, leader, old_token = two_clocks.procs, two_clocks.leader, two_clocks.token
     frozen = next(p for p in procs if p.pid == pid_of(leader))
     os.kill(frozen.pid, signal.SIGSTOP)
     mark = len(recorder.seen)
