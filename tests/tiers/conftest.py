@@ -5,9 +5,10 @@ that a test may stop, freeze and restart without touching anyone else's."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,21 @@ def prefix(namespace: str) -> str:
 def steady_policy(seed: int = 1) -> TTLPolicy:
     """No jitter, so TTLs are exactly the policy's nominal values."""
     return TTLPolicy(jitter=0.0, rng=random.Random(seed))
+
+
+@contextlib.asynccontextmanager
+async def two_caches(
+    make: Callable[[], MultiTierCache],
+) -> AsyncIterator[tuple[MultiTierCache, MultiTierCache]]:
+    """Two caches from ``make`` (two processes' worth), both started, so subscribed to
+    their invalidation bus; closed after the block."""
+    a, b = make(), make()
+    try:
+        assert await a.start() and await b.start()
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
 
 
 def make_tier(backend: str, urls: StackURLs) -> Tier:

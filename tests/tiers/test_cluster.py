@@ -12,6 +12,7 @@ from redis import exceptions as redis_errors
 from redis.crc import key_slot
 
 from tests.tiers._cluster import SLOT_RANGES, key_on_node, restart_node, start_cluster, stop_cluster
+from tests.tiers.conftest import two_caches
 from tests.tiers.test_failures import until
 from tiers import MultiTierCache, RedisTier, Write
 from tiers._envelope import encode_body, now_ms
@@ -58,12 +59,14 @@ async def test_cluster_invalidation_reaches_other_l1(cluster_url: str, prefix: s
     channel = f"{prefix}:invalidate"
     # a generous timeout, as above: a cluster client's first call learns the topology, which
     # the default 0.1 s did not always cover on the busy shared machine
-    options = {"invalidation_channel": channel, "timeout_s": 2.0}
-    a = MultiTierCache.from_urls("memory://", cluster_url, **options)  # type: ignore[arg-type]
-    b = MultiTierCache.from_urls("memory://", cluster_url, **options)  # type: ignore[arg-type]
     key = f"{prefix}:v2:misc:value:1m:inv"
-    try:
-        assert await a.start() and await b.start()
+
+    def cache() -> MultiTierCache:
+        return MultiTierCache.from_urls(
+            "memory://", cluster_url, invalidation_channel=channel, timeout_s=2.0
+        )
+
+    async with two_caches(cache) as (a, b):
         await a.set(key, "v", data_type="default", as_of=1)
         assert (await b.get(key)).tier == "redis"  # type: ignore[union-attr]
         assert (await b.get(key)).tier == "memory"  # type: ignore[union-attr]
@@ -74,9 +77,6 @@ async def test_cluster_invalidation_reaches_other_l1(cluster_url: str, prefix: s
             await asyncio.sleep(0.05)
         assert await b.get(key) is None
         assert b.stats()["overall"]["invalidations"] == 1
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_cluster_batches_by_hash_slot(cluster_url: str, prefix: str) -> None:

@@ -10,6 +10,7 @@ import asyncio
 import pytest
 
 from tests.tiers._cluster import key_on_node
+from tests.tiers.conftest import two_caches
 from tiers import MultiTierCache
 
 pytestmark = pytest.mark.integration
@@ -26,12 +27,14 @@ async def test_invalidations_reach_the_l1_after_the_seed_node_dies(
     ports, procs = cluster
     url = f"redis+cluster://127.0.0.1:{ports[0]}"
     channel = f"{prefix}:bus"
-    options = {"invalidation_channel": channel, "timeout_s": 2.0, "write_timeout_s": 2.0}
-    a = MultiTierCache.from_urls("memory://", url, **options)  # type: ignore[arg-type]
-    b = MultiTierCache.from_urls("memory://", url, **options)  # type: ignore[arg-type]
     key = key_on_node(prefix, 2)  # stays writable when the seed node dies
-    try:
-        assert await a.start() and await b.start()
+
+    def cache() -> MultiTierCache:
+        return MultiTierCache.from_urls(
+            "memory://", url, invalidation_channel=channel, timeout_s=2.0, write_timeout_s=2.0
+        )
+
+    async with two_caches(cache) as (a, b):
         await a.set(key, "v1", data_type="default", as_of=1)
         assert (await b.get(key)).value == "v1"  # type: ignore[union-attr]
         assert (await b.get(key)).tier == "memory"  # type: ignore[union-attr]
@@ -68,6 +71,3 @@ async def test_invalidations_reach_the_l1_after_the_seed_node_dies(
         assert await b_reads("v3") == "redis"  # b's L1 copy was dropped, not served
         assert b.invalidations > invalidations
         assert a._coherence is not None and a._coherence.unsent == 0
-    finally:
-        await a.close()
-        await b.close()

@@ -17,6 +17,7 @@ import pytest
 from tests._servers import PrivateServer
 from tests.conftest import StackURLs
 from tests.tiers._cut import CuttableRelay
+from tests.tiers.conftest import two_caches
 from tiers import MultiTierCache, RedisBus, Write
 from tiers._envelope import now_ms
 
@@ -90,10 +91,8 @@ async def test_no_stale_l1_copy_survives_a_lost_bus(
             timeout_s=1.0, write_timeout_s=0.5,
         )  # fmt: skip
 
-    a, b = cache(), cache()
     key = f"{prefix}:v2:misc:value:1m:bus"
-    try:
-        assert await a.start() and await b.start()
+    async with two_caches(cache) as (a, b):
         await a.set(key, "v1", data_type="default", as_of=1)
         assert (await b.get(key)).value == "v1"  # type: ignore[union-attr]
         assert (await b.get(key)).tier == "memory"  # type: ignore[union-attr]
@@ -125,22 +124,20 @@ async def test_no_stale_l1_copy_survives_a_lost_bus(
                 break
             await asyncio.sleep(0.01)
         assert hit is not None and hit.value == "v3"
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_one_message_per_batch_drops_only_older_copies(
     stack_urls: StackURLs, prefix: str
 ) -> None:
     channel = f"{prefix}:bus"
-    a, b = (
-        MultiTierCache.from_urls("memory://", stack_urls.redis_url, invalidation_channel=channel)
-        for _ in range(2)
-    )
     keys = [f"{prefix}:v2:misc:value:1m:b{i}" for i in range(2500)]
-    try:
-        assert await a.start() and await b.start()
+
+    def cache() -> MultiTierCache:
+        return MultiTierCache.from_urls(
+            "memory://", stack_urls.redis_url, invalidation_channel=channel
+        )
+
+    async with two_caches(cache) as (a, b):
         await a.set_many([Write(k, 0, "default", 10) for k in keys])
         await b.get_many(keys)
         assert len(b.tiers[0]) == len(keys)  # type: ignore[arg-type]
@@ -159,9 +156,6 @@ async def test_one_message_per_batch_drops_only_older_copies(
         assert len(b.tiers[0]) == len(keys) - 1250  # type: ignore[arg-type]
         fresh = await b.get(keys[0])
         assert fresh is not None and fresh.as_of == 20
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_an_announcement_that_failed_is_sent_again(redis_url: str, prefix: str) -> None:
