@@ -28,25 +28,35 @@ def test_urls_are_parsed_once() -> None:
 
 
 @pytest.mark.parametrize(
-    ("env", "field"),
+    ("variable", "value"),
     [
-        ({"WARMFLEET_KAFKA_URL": "http://k:9092"}, "WARMFLEET_KAFKA_URL"),
-        ({"WARMFLEET_KAFKA_URL": "kafka://k:port"}, "WARMFLEET_KAFKA_URL"),
-        ({"WARMFLEET_REDIS_URL": "memcached://x"}, "WARMFLEET_REDIS_URL"),
-        ({"WARMFLEET_REDIS_URL": "redis://127.0.0.1:notaport/0"}, "WARMFLEET_REDIS_URL"),
-        ({"WARMFLEET_REDIS_URL": "redis://[::1/0"}, "WARMFLEET_REDIS_URL"),
-        ({"WARMFLEET_REDIS_URL": "redis:///0"}, "WARMFLEET_REDIS_URL"),
-        ({"WARMFLEET_LOG_LEVEL": "LOUD"}, "WARMFLEET_LOG_LEVEL"),
-        ({"WARMFLEET_METRICS_PORT": "99999"}, "WARMFLEET_METRICS_PORT"),
-        ({"WARMFLEET_EXCHANGE_URLS": "binance"}, "WARMFLEET_EXCHANGE_URLS"),
-        ({"WARMFLEET_KAFKA_SASL_USERNAME": "svc"}, "WARMFLEET_KAFKA_SASL_PASSWORD"),
-        ({"WARMFLEET_KAFKA_SASL_PASSWORD": "pw"}, "WARMFLEET_KAFKA_SASL_USERNAME"),
-        ({"WARMFLEET_KAFKA_SECURITY_PROTOCOL": "TLS"}, "WARMFLEET_KAFKA_SECURITY_PROTOCOL"),
+        ("WARMFLEET_KAFKA_URL", "http://k:9092"),
+        ("WARMFLEET_KAFKA_URL", "kafka://k:port"),
+        ("WARMFLEET_REDIS_URL", "memcached://x"),
+        ("WARMFLEET_REDIS_URL", "redis://127.0.0.1:notaport/0"),
+        ("WARMFLEET_REDIS_URL", "redis://[::1/0"),
+        ("WARMFLEET_REDIS_URL", "redis:///0"),
+        ("WARMFLEET_LOG_LEVEL", "LOUD"),
+        ("WARMFLEET_METRICS_PORT", "99999"),
+        ("WARMFLEET_EXCHANGE_URLS", "binance"),
+        ("WARMFLEET_KAFKA_SECURITY_PROTOCOL", "TLS"),
     ],
 )
-def test_bad_values_name_the_variable(env: dict[str, str], field: str) -> None:
-    with pytest.raises(ConfigError, match=field):
-        Settings.from_env(env)
+def test_bad_values_name_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        Settings.from_env({variable: value})
+
+
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [
+        ("WARMFLEET_KAFKA_SASL_USERNAME", "WARMFLEET_KAFKA_SASL_PASSWORD"),
+        ("WARMFLEET_KAFKA_SASL_PASSWORD", "WARMFLEET_KAFKA_SASL_USERNAME"),
+    ],
+)
+def test_half_of_the_sasl_credentials_names_the_missing_half(given: str, missing: str) -> None:
+    with pytest.raises(ConfigError, match=missing):
+        Settings.from_env({given: "svc"})
 
 
 def test_sasl_credentials_reach_the_kafka_clients_and_never_the_repr() -> None:
