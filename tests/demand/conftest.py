@@ -26,8 +26,9 @@ from readers import create_app, running_reader
 from readers._demand import ReaderDemand
 from sim import RunningSimulator, running_simulator
 from tests.conftest import StackURLs
-from tests.workers.pollers.conftest import FAST
+from tests.workers.pollers.conftest import FAST, running_service
 from tiers import MultiTierCache, TierLevel, TTLPolicy, Write
+from tiers._multi import DEFAULT_CHANNEL
 from topics import MARKET_TICKERS, WARM_JOBS, DataType, key_for
 from topics.kafka import ensure_topics
 from workers.pollers import PollerService
@@ -144,35 +145,24 @@ async def poller(
         settings, config=dataclasses.replace(FAST, timeout_ms=5_000), offset_reset="earliest",
         budget=budget, jobs_per_exchange=8,
     )  # fmt: skip
-    await service.start()
-    stop = asyncio.Event()
-    runner = asyncio.create_task(service.run(stop))
-    try:
-        await asyncio.wait_for(service.ready.wait(), 30)
+    async with running_service(service):
         yield service
-    finally:
-        stop.set()
-        await runner
-        await service.stop()
 
 
 @contextlib.asynccontextmanager
 async def fleet(
-    stack_urls: StackURLs,
-    namespace: str,
-    *,
-    symbols: int = 12,
-    rate: float = 10.0,
-    policy: TTLPolicy | None = None,
-    config: DemandConfig | None = None,
-    reader: bool = True,
-    channel: str | None = None,
-) -> AsyncIterator[Fleet]:
-    """Simulator + poller (budget ``rate``/s) + ticker writer + one in-process reader."""
+    stack_urls: StackURLs, namespace: str, *, symbols: int = 12, rate: float = 10.0,
+    policy: TTLPolicy | None = None, config: DemandConfig | None = None,
+    reader_processes: bool = False,
+) -> AsyncIterator[Fleet]:  # fmt: skip
+    """Simulator + poller (budget ``rate``/s) + ticker writer + one in-process reader.
+    ``reader_processes``: no in-process reader (``Fleet.url`` is empty); the writer
+    announces on the default bus channel, the one `warmfleet reader` processes listen on."""
     prefix = namespace.rstrip(".")
     await ensure_topics(stack_urls.kafka_bootstrap, namespace)
     redis = aioredis.from_url(stack_urls.redis_url)
-    channel = channel or f"{prefix}:invalidate"  # this test's own bus
+    # the default channel for reader processes, else this test's own bus
+    channel = DEFAULT_CHANNEL if reader_processes else f"{prefix}:invalidate"
     urls = (stack_urls.memcached_url, stack_urls.redis_url)
     writer_cache = MultiTierCache.from_urls(*urls, ttl_policy=policy, invalidation_channel=channel)
     reader_cache = MultiTierCache.from_urls(
@@ -194,11 +184,11 @@ async def fleet(
         demand = ReaderDemand(reader_cache, link, key_prefix=prefix)
         app = create_app(reader_cache, key_prefix=prefix, demand=demand)
         try:
-            if reader:
+            if reader_processes:
+                yield Fleet("", sim, prefix, namespace, reader_cache, writer, demand, redis)
+            else:
                 async with running_reader(app) as url:
                     yield Fleet(url, sim, prefix, namespace, reader_cache, writer, demand, redis)
-            else:
-                yield Fleet("", sim, prefix, namespace, reader_cache, writer, demand, redis)
         finally:
             stop.set()
             await write_task

@@ -40,6 +40,7 @@ from tests import conftest as session
 from tests.conftest import StackURLs
 from tests.demand.conftest import jobs_on, sim_requests, wait_listed
 from tests.workers.agents.conftest import Worker
+from tests.workers.pollers.conftest import running_service
 from tiers import MultiTierCache
 from topics import MARKET_BOOKS, MARKET_OHLCV, key_for, symbol_key
 from topics.kafka import ensure_topics
@@ -150,16 +151,8 @@ async def poller(stack: StackURLs, namespace: str, sim: RunningSimulator) -> Asy
     budget = OriginBudget(FleetState.from_url(stack.redis_url, prefix), {"binance": 10.0})
     service = PollerService(settings, config=POLLER, offset_reset="earliest", budget=budget,
                             jobs_per_exchange=8)  # fmt: skip
-    await service.start()
-    stop = asyncio.Event()
-    runner = asyncio.create_task(service.run(stop))
-    try:
-        await asyncio.wait_for(service.ready.wait(), 30)
+    async with running_service(service):
         yield
-    finally:
-        stop.set()
-        await runner
-        await service.stop()
 
 
 @contextlib.asynccontextmanager
@@ -232,12 +225,27 @@ def path_of(symbol: str) -> str:
     return "binance/" + symbol.replace("/", "-")
 
 
+#: the simulator's endpoint a poll of each data type asks
+ENDPOINT = {"books": "depth", "candles": "klines"}
+
+
+async def origin_requests(f: Fleet, data_type: str) -> float:
+    return await sim_requests(f.sim, ENDPOINT[data_type])
+
+
+async def assert_one_ask(f: Fleet, symbol: str, data_type: str, before: float) -> None:
+    """Exactly one origin request since ``before``, from exactly one demand job."""
+    assert await origin_requests(f, data_type) - before == 1
+    jobs = [j for j in await jobs_on(f.kafka, f.namespace, 1.0) if j["symbols"] == [symbol]]
+    assert [(j["priority"], j["data_type"]) for j in jobs] == [("demand", data_type)]
+
+
 async def test_a_cold_book_read_answers_200_with_the_agents_book(cold_fleet: Fleet) -> None:
     f = cold_fleet
     (symbol,) = f.cold(1, TAKEN)
     key = key_for("books", "binance", symbol, prefix=f.prefix)
     assert await f.redis.get(key) is None  # cold in every tier the agents write
-    before = await sim_requests(f.sim, "depth")
+    before = await origin_requests(f, "books")
     async with aiohttp.ClientSession() as http:
         status, body, seconds = await get(http, f"{f.readers[0]}/v2/books/{path_of(symbol)}")
     assert status == 200, body
@@ -256,9 +264,7 @@ async def test_a_cold_book_read_answers_200_with_the_agents_book(cold_fleet: Fle
     # it is the agents' value (L3 holds the same), from exactly one origin request
     stored = orjson.loads(await f.redis.get(key) or b"null")
     assert stored["v"] == value and stored["a"] == body["as_of"]
-    assert await sim_requests(f.sim, "depth") - before == 1
-    jobs = [j for j in await jobs_on(f.kafka, f.namespace, 1.0) if j["symbols"] == [symbol]]
-    assert [(j["priority"], j["data_type"]) for j in jobs] == [("demand", "books")]
+    await assert_one_ask(f, symbol, "books", before)
 
 
 async def test_a_cold_candles_read_answers_200_with_the_latest_rows(cold_fleet: Fleet) -> None:
@@ -266,7 +272,7 @@ async def test_a_cold_candles_read_answers_200_with_the_latest_rows(cold_fleet: 
     (symbol,) = f.cold(1, TAKEN)
     key = key_for("candles", "binance", symbol, "1m", prefix=f.prefix)
     assert await f.redis.get(key) is None
-    before = await sim_requests(f.sim, "klines")
+    before = await origin_requests(f, "candles")
     limit = 20  # fewer than the poller fetches (60): the reader answers the latest 20
     url = f"{f.readers[1]}/v2/candles/{path_of(symbol)}?timeframe=1m&limit={limit}"
     async with aiohttp.ClientSession() as http:
@@ -286,9 +292,7 @@ async def test_a_cold_candles_read_answers_200_with_the_latest_rows(cold_fleet: 
     assert len(stored["v"]["rows"]) == POLLER.candles_limit  # the agents keep the whole poll
     assert stored["v"]["rows"][-limit:] == rows  # ... and the reader answers its tail
     assert body["as_of"] == stored["a"] == opens[-1]  # a series is as of its last open
-    assert await sim_requests(f.sim, "klines") - before == 1
-    jobs = [j for j in await jobs_on(f.kafka, f.namespace, 1.0) if j["symbols"] == [symbol]]
-    assert [(j["priority"], j["data_type"]) for j in jobs] == [("demand", "candles")]
+    await assert_one_ask(f, symbol, "candles", before)
 
 
 async def test_concurrent_cold_reads_of_one_book_make_one_origin_request(
@@ -296,7 +300,7 @@ async def test_concurrent_cold_reads_of_one_book_make_one_origin_request(
 ) -> None:
     f = cold_fleet
     (symbol,) = f.cold(1, TAKEN)
-    before = await sim_requests(f.sim, "depth")
+    before = await origin_requests(f, "books")
     n = 40  # over two readers: the per-process single flight, then the fleet-wide lease
     async with aiohttp.ClientSession() as http:
         answers = await asyncio.gather(
@@ -305,9 +309,7 @@ async def test_concurrent_cold_reads_of_one_book_make_one_origin_request(
     assert [status for status, _, _ in answers] == [200] * n, [b for _, b, _ in answers]
     assert len({orjson.dumps(b["value"]) for _, b, _ in answers}) == 1  # one book for all
     assert max(seconds for _, _, seconds in answers) < DEADLINE_S + 0.5
-    assert await sim_requests(f.sim, "depth") - before == 1
-    jobs = [j for j in await jobs_on(f.kafka, f.namespace, 1.0) if j["symbols"] == [symbol]]
-    assert [(j["priority"], j["data_type"]) for j in jobs] == [("demand", "books")]
+    await assert_one_ask(f, symbol, "books", before)
 
 
 async def test_concurrent_cold_candles_reads_each_get_their_own_limit(cold_fleet: Fleet) -> None:
@@ -315,7 +317,7 @@ async def test_concurrent_cold_candles_reads_each_get_their_own_limit(cold_fleet
     # each answer still cut to its own limit, as a warm read is
     f = cold_fleet
     (symbol,) = f.cold(1, TAKEN)
-    before = await sim_requests(f.sim, "klines")
+    before = await origin_requests(f, "candles")
     limits = [1, 5, 20, 60, 500] * 4
     base = f"/v2/candles/{path_of(symbol)}?timeframe=1m&limit="
     async with aiohttp.ClientSession() as http:
@@ -328,7 +330,7 @@ async def test_concurrent_cold_candles_reads_each_get_their_own_limit(cold_fleet
     series = max((body["value"]["rows"] for _, body, _ in answers), key=len)
     assert all(body["value"]["rows"] == series[-len(body["value"]["rows"]) :]
                for _, body, _ in answers)  # fmt: skip
-    assert await sim_requests(f.sim, "klines") - before == 1
+    assert await origin_requests(f, "candles") - before == 1
 
 
 def early_refreshes() -> float:

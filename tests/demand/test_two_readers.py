@@ -47,9 +47,8 @@ def reader_processes(stack_urls: Any, namespace: str, tmp_path: Path) -> Iterato
 async def test_fifty_readers_in_two_processes_make_one_origin_request(
     stack_urls: Any, namespace: str, reader_processes: list[str]
 ) -> None:
-    # the reader processes listen on the default bus channel: the writer announces there
     async with (
-        fleet(stack_urls, namespace, reader=False, channel="warmfleet:invalidate") as f,
+        fleet(stack_urls, namespace, reader_processes=True) as f,
         aiohttp.ClientSession() as http,
     ):
         for url in reader_processes:
