@@ -24,17 +24,19 @@ from tests._servers import private_server  # a test's own Redis/Memcached (tier/
 
 @dataclass(frozen=True)
 class StackURLs:
+    """The stack's addresses, each as the fixtures and the settings want it."""
+
     kafka_bootstrap: str  # host:port
+    kafka_url: str  # kafka://host:port
     redis_url: str  # redis://127.0.0.1:6379/0
     memcached_addr: str  # host:port
+    memcached_url: str  # memcached://host:port
 
-    @property
-    def memcached_url(self) -> str:
-        return f"memcached://{self.memcached_addr}"
-
-    @property
-    def kafka_url(self) -> str:
-        return f"kafka://{self.kafka_bootstrap}"
+    @classmethod
+    def of(cls, kafka: str, redis: str, memcached: str) -> StackURLs:
+        """From Kafka's and Memcached's addresses (``scheme://`` optional) and Redis' URL."""
+        bootstrap, addr = _strip(kafka, "kafka"), _strip(memcached, "memcached")
+        return cls(bootstrap, f"kafka://{bootstrap}", redis, addr, f"memcached://{addr}")
 
 
 #: namespaces handed out in this session; their topics are deleted at the end, so a stack
@@ -67,14 +69,14 @@ def stack_urls() -> Iterator[StackURLs]:
     redis = os.environ.get("WARMFLEET_REDIS_URL")
     memcached = os.environ.get("WARMFLEET_MEMCACHED_URL")
     if kafka and redis and memcached:
-        yield StackURLs(_strip(kafka, "kafka"), redis, _strip(memcached, "memcached"))
+        yield StackURLs.of(kafka, redis, memcached)
         _drop_namespaces(_strip(kafka, "kafka"))
         return
     cfg = StackConfig()
     was_running = status(cfg)["running"]
     info = up(cfg, lambda msg: print(msg, file=sys.stderr))
     try:
-        yield StackURLs(info["kafka"], info["redis"], info["memcached"])
+        yield StackURLs.of(info["kafka"], info["redis"], info["memcached"])
         _drop_namespaces(info["kafka"])
     finally:
         if not was_running:
