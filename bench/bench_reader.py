@@ -9,7 +9,12 @@ benchmark prints RPS, p50, p95 and p99 per round, the medians, and the ratio of 
 wrk and nginx-light are installed with apt-get on first use.
 
     .venv/bin/python bench/bench_reader.py [--rounds 5] [--seconds 8] [--keys 100]
-        [--connections 32] [--workers 1] [--aiohttp]
+        [--connections 32] [--workers 1] [--aiohttp] [--granian] [--pin] [--against DIR]
+
+``--against DIR`` also runs the reader of another checkout (``DIR/.venv/bin/python -m
+workers.cli reader``, e.g. main before a change) in the same rounds, as "reader@DIR": a
+before/after from one run. Compare them by server CPU per request and same-run ratios: on a
+shared machine absolute req/s swing with whatever else runs.
 
 Goal (issue 13): reader >= 0.5x nginx, p99 <= 2 ms at 32 connections.
 """
@@ -130,7 +135,15 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1, help="reader worker processes")
     parser.add_argument("--aiohttp", action="store_true", help="also a bare aiohttp handler")
     parser.add_argument(
-        "--granian", action="store_true", help="also a bare granian RSGI handler (constant bytes)"
+        "--granian",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="a bare granian RSGI handler (constant bytes): the ceiling of a Python RSGI app",
+    )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="also the reader of this checkout (its .venv), same rounds: before/after",
     )
     parser.add_argument(
         "--pin",
@@ -148,23 +161,31 @@ def main() -> int:
     env = {**os.environ, "WARMFLEET_KEY_PREFIX": PREFIX, "WARMFLEET_LOG_LEVEL": "WARNING",
            "WARMFLEET_MEMCACHED_URL": memcached, "WARMFLEET_REDIS_URL": redis}  # fmt: skip
     ports = {"nginx": free_port(), "reader": free_port()}
+    readers = {"reader": (sys.executable, None)}
+    if args.against is not None:
+        tree = args.against.resolve()
+        ports[f"reader@{tree.name}"] = free_port()
+        readers[f"reader@{tree.name}"] = (str(tree / ".venv" / "bin" / "python"), tree)
     procs = {
-        "reader": subprocess.Popen(
+        name: subprocess.Popen(
             [
-                sys.executable,
+                python,
                 "-m",
                 "workers.cli",
                 "reader",
                 "--port",
-                str(ports["reader"]),
+                str(ports[name]),
                 "--workers",
                 str(args.workers),
             ],
             env=env,
+            cwd=cwd,
         )
+        for name, (python, cwd) in readers.items()
     }
     try:
-        wait_port(ports["reader"])
+        for name in readers:
+            wait_port(ports[name])
         body = fetch(f"http://127.0.0.1:{ports['reader']}/v2/tickers/binance/S000-USDT")
         procs["nginx"] = start_nginx(tmp, ports["nginx"], body)
         (tmp / "body.bin").write_bytes(body)
@@ -230,9 +251,18 @@ def report(results: dict[str, list[Load]], args: argparse.Namespace) -> None:
         f"  reader / nginx server CPU per request: {cpu:.2f}x (granian spreads its share over "
         "a Rust and a Python thread; nginx is one process)"
     )
-    for bare in ("bare aiohttp", "bare granian"):
-        if bare in med:
-            print(f"  {bare} / nginx: {med[bare].rps / med['nginx'].rps:.2f}x")
+    for other in med:
+        if other not in ("nginx", "reader"):
+            print(f"  {other} / nginx: {med[other].rps / med['nginx'].rps:.2f}x")
+    for other in med:  # the same-run comparisons that survive a busy machine
+        if other.startswith("reader@") or other == "bare granian":
+            rounds = [r.rps / o.rps for r, o in zip(results["reader"], results[other], strict=True)]
+            print(
+                f"  reader / {other}: throughput {med['reader'].rps / med[other].rps:.2f}x "
+                f"(per-round median {statistics.median(rounds):.2f}x), server CPU per request "
+                f"{med['reader'].cpu_us / med[other].cpu_us:.2f}x, p99 "
+                f"{med['reader'].p99 / med[other].p99:.2f}x"
+            )
     p99 = med["reader"].p99
     print(
         f"  p99: reader {p99:.2f} ms, nginx {med['nginx'].p99:.2f} ms in the same run "
@@ -243,6 +273,10 @@ def report(results: dict[str, list[Load]], args: argparse.Namespace) -> None:
     tail = "met" if p99 <= 2.0 else "NOT met"
     print(f"  goal >= 0.5x nginx: {throughput}; goal p99 <= 2 ms at -c{args.connections}: {tail}")
     print(f"  load average at the end {os.getloadavg()[0]:.1f} (the machine is shared)")
+    if os.getloadavg()[0] > 1.5:
+        print(
+            "  NOTE: the machine was busy: trust the CPU-per-request and same-run ratios over req/s"
+        )
 
 
 if __name__ == "__main__":
