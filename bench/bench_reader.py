@@ -108,6 +108,61 @@ async def warm(n: int, memcached: str, redis: str) -> None:
     await cache.close()
 
 
+class _Scope:
+    """What ``ReaderApp.__rsgi__`` reads of granian's RSGI scope (a plain dict for headers:
+    wrk sends only Host)."""
+
+    __slots__ = ("headers", "method", "path", "query_string")
+
+    def __init__(self, path: str) -> None:
+        self.method, self.path, self.query_string = "GET", path, ""
+        self.headers = {"host": "127.0.0.1"}
+
+
+class _Sink:
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        assert status == 200, status
+
+
+async def app_cost(n: int, redis: str, passes: int = 7) -> float:
+    """The reader's own Python per hot request, µs: ``ReaderApp.__rsgi__`` called in this
+    process on warm keys (L1 hits, the hot-set counter and XFetch on, as in ``warmfleet
+    reader``), no HTTP. Beside the server CPU per request it splits the reader's cost into
+    its own code and granian's (HTTP and the hand-off to the event loop)."""
+    from demand import Demand
+    from readers import create_app
+    from readers._demand import ReaderDemand
+    from tiers import HeatRecorder
+
+    cache = MultiTierCache.from_urls("memory://?max_entries=5000", invalidation_channel=None)
+    now = int(time.time() * 1000)
+    for sym in symbols(n):
+        key = key_for("tickers", "binance", sym, prefix=PREFIX + "inproc")
+        value = {"exchange": "binance", "symbol": sym, "last": 64000.5, "bid": 64000.0}
+        await cache.set(key, value, data_type="tickers", as_of=now, warm_interval=3600)
+    heat = HeatRecorder(redis, prefix=PREFIX + "inproc")
+    link = Demand.connect(redis_url=redis, kafka_servers=["127.0.0.1:9092"],
+                          namespace="benchreader.", key_prefix=PREFIX + "inproc")  # fmt: skip
+    app = create_app(
+        cache, key_prefix=PREFIX + "inproc", on_read=heat.touch,
+        demand=ReaderDemand(cache, link, key_prefix=PREFIX + "inproc"),
+    )  # fmt: skip
+    scopes = [_Scope(f"/v2/tickers/binance/{s.replace('/', '-')}") for s in symbols(n)]
+    sink, size, rounds = _Sink(), len(scopes), 20_000
+    for scope in scopes:  # resolve every path once
+        await app.__rsgi__(scope, sink)  # type: ignore[arg-type]
+    costs = []
+    for _ in range(passes):
+        cpu = time.process_time()
+        for i in range(rounds):
+            await app.__rsgi__(scopes[i % size], sink)  # type: ignore[arg-type]
+        costs.append((time.process_time() - cpu) / rounds * 1e6)
+    await heat.close()
+    await link.close()
+    await cache.close()
+    return statistics.median(costs)
+
+
 def lua_script(n: int) -> str:
     paths = ",".join(f'"/v2/tickers/binance/{s.replace("/", "-")}"' for s in symbols(n))
     body = "  i = i % #paths + 1\n  return wrk.format(nil, paths[i])\n"
@@ -155,6 +210,7 @@ def main() -> int:
     memcached = os.environ.get("WARMFLEET_MEMCACHED_URL", "memcached://127.0.0.1:11211")
     redis = os.environ.get("WARMFLEET_REDIS_URL", "redis://127.0.0.1:6379/0")
     asyncio.run(warm(args.keys, memcached, redis))
+    inproc_us = asyncio.run(app_cost(args.keys, redis))
     tmp = Path(tempfile.mkdtemp(prefix="bench-reader-"))
     script = tmp / "paths.lua"
     script.write_text(lua_script(args.keys))
@@ -227,11 +283,11 @@ def main() -> int:
         for proc in procs.values():
             proc.terminate()
             proc.wait(10)
-    report(results, args)
+    report(results, args, inproc_us)
     return 0
 
 
-def report(results: dict[str, list[Load]], args: argparse.Namespace) -> None:
+def report(results: dict[str, list[Load]], args: argparse.Namespace, inproc_us: float) -> None:
     setup = f"{args.rounds} rounds of {args.seconds} s, wrk -t1 -c{args.connections}"
     print(f"\nmedians over {setup}, {args.keys} hot keys:")
     med = {
@@ -263,6 +319,15 @@ def report(results: dict[str, list[Load]], args: argparse.Namespace) -> None:
                 f"{med['reader'].cpu_us / med[other].cpu_us:.2f}x, p99 "
                 f"{med['reader'].p99 / med[other].p99:.2f}x"
             )
+    print(
+        f"  reader's own Python per hot request, in process (no HTTP): {inproc_us:.1f} us of its "
+        f"{med['reader'].cpu_us:.1f} us server CPU per request"
+        + (
+            f"; bare granian's HTTP alone: {med['bare granian'].cpu_us:.1f} us"
+            if "bare granian" in med
+            else ""
+        )
+    )
     p99 = med["reader"].p99
     print(
         f"  p99: reader {p99:.2f} ms, nginx {med['nginx'].p99:.2f} ms in the same run "
