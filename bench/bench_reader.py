@@ -163,6 +163,38 @@ async def app_cost(n: int, redis: str, passes: int = 7) -> float:
     return statistics.median(costs)
 
 
+def sample_cost(connections: int, samples: int = 10) -> tuple[float, float]:
+    """The connection watcher's sample (``readers._connections``, once a second in a thread
+    that takes the GIL between its system calls), ms per sample, median: (the reader's own
+    count, psutil's ``net_connections``), with ``connections`` accepted sockets open. The
+    reader's asks its own sockets; psutil reads and parses the host's whole TCP table."""
+    import socket
+
+    import psutil
+
+    from readers._connections import client_connections
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(connections)]
+        accepted = [server.accept()[0] for _ in clients]
+
+        def psutil_count() -> int:
+            conns = psutil.Process().net_connections(kind="tcp")
+            return sum(1 for c in conns if c.raddr and c.laddr and c.laddr.port == port)
+
+        costs: dict[str, list[float]] = {"own": [], "psutil": []}
+        for _ in range(samples):
+            for name, count in (("own", lambda: client_connections(port)),
+                                ("psutil", psutil_count)):  # fmt: skip
+                started = time.perf_counter()
+                assert count() == connections
+                costs[name].append((time.perf_counter() - started) * 1000)
+        for sock in clients + accepted:
+            sock.close()
+    return statistics.median(costs["own"]), statistics.median(costs["psutil"])
+
+
 def lua_script(n: int) -> str:
     paths = ",".join(f'"/v2/tickers/binance/{s.replace("/", "-")}"' for s in symbols(n))
     body = "  i = i % #paths + 1\n  return wrk.format(nil, paths[i])\n"
@@ -211,6 +243,7 @@ def main() -> int:
     redis = os.environ.get("WARMFLEET_REDIS_URL", "redis://127.0.0.1:6379/0")
     asyncio.run(warm(args.keys, memcached, redis))
     inproc_us = asyncio.run(app_cost(args.keys, redis))
+    sample_ms = sample_cost(args.connections)
     tmp = Path(tempfile.mkdtemp(prefix="bench-reader-"))
     script = tmp / "paths.lua"
     script.write_text(lua_script(args.keys))
@@ -283,11 +316,16 @@ def main() -> int:
         for proc in procs.values():
             proc.terminate()
             proc.wait(10)
-    report(results, args, inproc_us)
+    report(results, args, inproc_us, sample_ms)
     return 0
 
 
-def report(results: dict[str, list[Load]], args: argparse.Namespace, inproc_us: float) -> None:
+def report(
+    results: dict[str, list[Load]],
+    args: argparse.Namespace,
+    inproc_us: float,
+    sample_ms: tuple[float, float],
+) -> None:
     setup = f"{args.rounds} rounds of {args.seconds} s, wrk -t1 -c{args.connections}"
     print(f"\nmedians over {setup}, {args.keys} hot keys:")
     med = {
@@ -328,6 +366,12 @@ def report(results: dict[str, list[Load]], args: argparse.Namespace, inproc_us: 
             else ""
         )
     )
+    print(
+        f"  connection watcher's sample, once a second: {sample_ms[0]:.1f} ms (own sockets), "
+        f"psutil "
+        f"{sample_ms[1]:.1f} ms ({sample_ms[1] / max(sample_ms[0], 1e-6):.1f}x) with "
+        f"{args.connections} connections and {_tcp_sockets()} TCP sockets on the host"
+    )
     p99 = med["reader"].p99
     print(
         f"  p99: reader {p99:.2f} ms, nginx {med['nginx'].p99:.2f} ms in the same run "
@@ -342,6 +386,23 @@ def report(results: dict[str, list[Load]], args: argparse.Namespace, inproc_us: 
         print(
             "  NOTE: the machine was busy: trust the CPU-per-request and same-run ratios over req/s"
         )
+
+
+def _tcp_sockets() -> int:
+    try:
+        return sum(
+            len(Path(t).read_bytes().splitlines()) - 1 for t in ("/proc/net/tcp", "/proc/net/tcp6")
+        )
+    except OSError:
+        return -1
+
+
+def _tcp_sockets() -> int:
+    tables = ("/proc/net/tcp", "/proc/net/tcp6")
+    try:
+        return sum(len(Path(t).read_bytes().splitlines()) - 1 for t in tables)
+    except OSError:
+        return -1
 
 
 if __name__ == "__main__":
