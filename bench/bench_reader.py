@@ -303,8 +303,11 @@ def main() -> int:
         results: dict[str, list[Load]] = {name: [] for name in ports}
         for port in ports.values():  # warm-up: L1 fills, connections open
             run_wrk(f"http://127.0.0.1:{port}", 2, args.connections, script, wrk_cpu)
+        order = list(ports.items())
         for r in range(args.rounds):
-            for name, port in ports.items():
+            # each round starts one server later: none always runs right after nginx (or
+            # first), so a drift in the machine's load does not favour one of them
+            for name, port in order[r % len(order) :] + order[: r % len(order)]:
                 before = cpu_seconds(procs[name].pid)
                 url = f"http://127.0.0.1:{port}"
                 load = run_wrk(url, args.seconds, args.connections, script, wrk_cpu)
