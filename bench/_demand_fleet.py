@@ -1,6 +1,7 @@
-"""The pieces of a demand-path fleet in one process, for bench/bench_demand.py: the
-simulator, a poller service with the fleet budget, a ticker writer (market.tickers ->
-tiers, what the agents do for the ticker key) and a reader cache with its ``ReaderDemand``.
+"""The pieces of a demand-path fleet in one process, for bench/bench_demand.py: a poller
+service with the fleet budget (ccxt against the simulator), a ``MarketWriter`` standing in
+for the agents (market.tickers or market.books -> tiers, with the agents' own book decoder)
+and a reader cache with its ``ReaderDemand``.
 """
 
 from __future__ import annotations
@@ -8,17 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-
-import orjson
-from aiokafka import AIOKafkaConsumer
+from typing import Any
 
 from demand import Demand, DemandConfig, FleetState
+from demand._writer import Decode, MarketWriter, ticker_document
 from readers._demand import ReaderDemand
-from tiers import MultiTierCache, TTLPolicy, Write
-from topics import MARKET_TICKERS, key_for
+from tiers import MultiTierCache, TTLPolicy
+from topics import DataType
 from topics.kafka import ensure_topics
+from workers.agents import InvalidEvent, decode_book
 from workers.pollers import PollerConfig, PollerService
 from workers.pollers._budgeted import OriginBudget
 from workers.settings import Settings
@@ -26,29 +28,22 @@ from workers.settings import Settings
 KAFKA = os.environ.get("WARMFLEET_KAFKA_URL", "127.0.0.1:9092").removeprefix("kafka://")
 REDIS = os.environ.get("WARMFLEET_REDIS_URL", "redis://127.0.0.1:6379/0")
 MEMCACHED = os.environ.get("WARMFLEET_MEMCACHED_URL", "memcached://127.0.0.1:11211")
+#: demand jobs one poller runs at once: as many as a few pollers of a fleet would (with 16,
+#: a cold start of 1,000 reads/s queued book jobs past their 2 s deadline: dropped jobs
+#: would be origin requests the lease arm never made, and 503s)
+JOB_SLOTS = 64
 
 
-async def write_tickers(namespace: str, cache: MultiTierCache, stop: asyncio.Event) -> None:
-    prefix = namespace.rstrip(".")
-    consumer = AIOKafkaConsumer(
-        MARKET_TICKERS.named(namespace), bootstrap_servers=KAFKA, group_id=None,
-        auto_offset_reset="earliest", fetch_max_wait_ms=50,
-    )  # fmt: skip
-    await consumer.start()
-    try:
-        while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=50)
-            writes = []
-            for records in batch.values():
-                for record in records:
-                    body = orjson.loads(record.value or b"{}")
-                    body.pop("__faust", None)
-                    key = key_for("tickers", body["exchange"], body["symbol"], prefix=prefix)
-                    writes.append(Write(key, body, "tickers", int(body["as_of_ms"])))
-            if writes:
-                await cache.set_many(writes)
-    finally:
-        await consumer.stop()
+def book_document(key: bytes | None, raw: bytes | None) -> tuple[dict[str, Any], int]:
+    """A ``market.books`` record as the agents cache it (their own decoder)."""
+    _, document, as_of = decode_book(key, raw, now_ms=int(time.time() * 1000))
+    return document, as_of
+
+
+DECODERS: dict[DataType, Decode] = {
+    DataType.TICKERS: ticker_document,
+    DataType.BOOKS: book_document,
+}
 
 
 @dataclass
@@ -61,7 +56,8 @@ class DemandFleet:
 @contextlib.asynccontextmanager
 async def demand_fleet(
     namespace: str, sim_url: str, *, rate: float, policy: TTLPolicy | None = None,
-    config: DemandConfig | None = None,
+    config: DemandConfig | None = None, data_type: DataType = DataType.TICKERS,
+    demand_type: type[Demand] = Demand,
 ) -> AsyncIterator[DemandFleet]:  # fmt: skip
     prefix = namespace.rstrip(".")
     await ensure_topics(KAFKA, namespace)
@@ -70,18 +66,20 @@ async def demand_fleet(
     budget = OriginBudget(FleetState.from_url(REDIS, prefix), {"binance": rate})
     poller = PollerService(
         settings, config=PollerConfig(rate_limit_ms=1, timeout_ms=5_000),
-        offset_reset="earliest", budget=budget, jobs_per_exchange=16, max_inflight=1024,
+        offset_reset="earliest", budget=budget, jobs_per_exchange=JOB_SLOTS, max_inflight=1024,
     )  # fmt: skip
     channel = f"{prefix}:invalidate"
     writer = MultiTierCache.from_urls(MEMCACHED, REDIS, ttl_policy=policy,
                                       invalidation_channel=channel)  # fmt: skip
     cache = MultiTierCache.from_urls("memory://?max_entries=10000", MEMCACHED, REDIS,
                                      ttl_policy=policy, invalidation_channel=channel)  # fmt: skip
+    market_writer = MarketWriter(KAFKA, namespace, writer, {data_type: DECODERS[data_type]},
+                                 skip=(InvalidEvent,))  # fmt: skip
     stop = asyncio.Event()
     await poller.start()
     tasks = [asyncio.create_task(poller.run(stop)),
-             asyncio.create_task(write_tickers(namespace, writer, stop))]  # fmt: skip
-    link = Demand.connect(redis_url=REDIS, kafka_servers=[KAFKA], namespace=namespace,
+             asyncio.create_task(market_writer.run(stop))]  # fmt: skip
+    link = demand_type.connect(redis_url=REDIS, kafka_servers=[KAFKA], namespace=namespace,
                           key_prefix=prefix, config=config)  # fmt: skip
     demand = ReaderDemand(cache, link, key_prefix=prefix)
     try:
