@@ -57,11 +57,11 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _demand_fleet import DECODERS, KAFKA, MEMCACHED, REDIS, demand_fleet
+from _demand_fleet import DECODERS, JITTER, KAFKA, MEMCACHED, REDIS, demand_fleet, policy_for
 
 from demand import Ask, Demand, Outcome
 from readers import create_app, running_reader
-from tiers import MultiTierCache, TierLevel, TTLPolicy
+from tiers import MultiTierCache
 from topics import DataType, Rejection, book_record, key_for, symbol_key, ticker_record
 from topics.kafka import drop_namespace
 from workers.logs import configure_logging
@@ -69,7 +69,6 @@ from workers.pollers import PollerConfig, client_options
 
 S, SYMBOLS = 1.1, 2000
 BOOK_DEPTH = PollerConfig().book_depth  # what `warmfleet poller` asks for
-JITTER = 0.1  # the TTL policy's default
 NAMESPACES: list[str] = []  # topics made by this run, deleted at the end
 
 
@@ -88,14 +87,7 @@ class Kind:
 
     data_type: DataType
     fresh_s: float
-
-    @property
-    def policy(self) -> TTLPolicy:
-        f = self.fresh_s
-        return TTLPolicy(
-            base_s={self.data_type: (f / 3, 2 * f / 3, f)}, jitter=JITTER, k=0.0,
-            stale_s=30.0, clamp_s={level: (0.5, 3600.0) for level in TierLevel},
-        )  # fmt: skip
+    warmup_s: float  # the cold start, counted apart: the steady state is what follows
 
     @property
     def window_s(self) -> float:
@@ -183,12 +175,13 @@ async def open_loop(reads: list[str], rate: float, read: Any) -> float:
     return time.perf_counter() - started
 
 
-def per_interval(times: dict[str, list[float]], window_s: float) -> int:
-    """The most requests one key got within ``window_s`` (half-open): with ``window_s`` the
-    shortest fresh TTL a copy can get, 1 is "at most one request per key per interval"."""
+def per_interval(times: dict[str, list[float]], window_s: float, since: float = -math.inf) -> int:
+    """The most requests one key got within ``window_s`` (half-open) from ``since`` on: with
+    ``window_s`` the shortest fresh TTL a copy can get, 1 is "at most one request per key per
+    interval"."""
     most = 0
-    for stamps in times.values():
-        stamps.sort()
+    for all_stamps in times.values():
+        stamps = sorted(t for t in all_stamps if t >= since)
         first = 0
         for last, t in enumerate(stamps):
             while t - stamps[first] >= window_s:
@@ -197,16 +190,18 @@ def per_interval(times: dict[str, list[float]], window_s: float) -> int:
     return most
 
 
-def intervals_started(times: dict[str, list[float]], window_s: float) -> int:
-    """Requests that opened a new fresh interval of their key (one ``window_s`` after the
-    previous such request): what any one-request-per-key-per-interval scheme must still
-    send for the same misses, the floor the leases can reach."""
+def intervals_started(
+    times: dict[str, list[float]], window_s: float, since: float = -math.inf
+) -> int:
+    """Requests from ``since`` on that opened a new fresh interval of their key (one
+    ``window_s`` after the previous such request): what any one-request-per-key-per-interval
+    scheme must still send for the same misses, the floor the leases can reach."""
     opened = 0
     for stamps in times.values():
         last = -math.inf
         for t in sorted(stamps):
             if t - last >= window_s:
-                opened, last = opened + 1, t
+                opened, last = opened + (t >= since), t
     return opened
 
 
@@ -228,6 +223,11 @@ async def sim_requests(sim_url: str, endpoint: str) -> float:
     )
 
 
+async def requests_after(sim_url: str, kind: Kind, seconds: float) -> float:
+    await asyncio.sleep(seconds)
+    return await sim_requests(sim_url, kind.endpoint)
+
+
 class RecordingDemand(Demand):
     """The real ``Demand``; it notes when each ask it published a job for was made (the
     jobs on warm.jobs do not say whether a miss or XFetch asked)."""
@@ -244,7 +244,8 @@ class RecordingDemand(Demand):
 async def with_leases(sim_url: str, reads: list[str], rate: float, kind: Kind) -> dict[str, Any]:
     namespace = new_namespace()
     outcomes: Counter[str] = Counter()
-    fleet = demand_fleet(namespace, sim_url, rate=5000.0, policy=kind.policy,
+    steady_errors: Counter[str] = Counter()  # answers other than a value, after the warm-up
+    fleet = demand_fleet(namespace, sim_url, rate=5000.0, fresh_s=kind.fresh_s,
                          data_type=kind.data_type, demand_type=RecordingDemand)  # fmt: skip
     async with fleet as f:
         cache, rd, prefix = f.cache, f.demand, f.prefix
@@ -258,13 +259,19 @@ async def with_leases(sim_url: str, reads: list[str], rate: float, kind: Kind) -
                 return
             found = await rd.miss(key)
             status = getattr(found, "status", 200)
-            outcomes["value" if status == 200 else f"{status} {_kind(found)}"] += 1
+            outcome = "value" if status == 200 else f"{status} {_kind(found)}"
+            outcomes[outcome] += 1
+            if status != 200 and time.monotonic() >= steady_from:
+                steady_errors[outcome] += 1
 
         before = await sim_requests(sim_url, kind.endpoint)
+        steady_from = time.monotonic() + kind.warmup_s
+        mark = asyncio.create_task(requests_after(sim_url, kind, kind.warmup_s))
         elapsed = await open_loop(reads, rate, read)
         await asyncio.sleep(1.0)  # early refreshes still on their way
-        requests = await sim_requests(sim_url, kind.endpoint) - before
+        after = await sim_requests(sim_url, kind.endpoint)
         asked = getattr(rd.demand, "asked", [])
+        mid = await mark
     by_miss: dict[str, list[float]] = defaultdict(list)
     every: dict[str, list[float]] = defaultdict(list)
     for symbol, early, t in asked:
@@ -273,16 +280,20 @@ async def with_leases(sim_url: str, reads: list[str], rate: float, kind: Kind) -
             by_miss[symbol].append(t)
     outcomes["jobs"] = len(asked)
     outcomes["early"] = sum(1 for _, early, _ in asked if early)
-    return {"requests": int(requests), "elapsed": elapsed, "outcomes": dict(outcomes),
+    outcomes["steady early"] = sum(1 for _, early, t in asked if early and t >= steady_from)
+    return {"requests": int(after - before), "steady": int(after - mid), "elapsed": elapsed,
+            "outcomes": dict(outcomes), "steady_errors": sum(steady_errors.values()),
             "per_interval": per_interval(by_miss, kind.window_s),
-            "per_interval_all": per_interval(every, kind.window_s)}  # fmt: skip
+            "steady_per_interval": per_interval(by_miss, kind.window_s, steady_from),
+            "per_interval_all": per_interval(every, kind.window_s, steady_from)}  # fmt: skip
 
 
 async def read_through(sim_url: str, reads: list[str], rate: float, kind: Kind) -> dict[str, Any]:
     prefix = f"bdemandrt{uuid.uuid4().hex[:8]}"
+    policy = policy_for(kind.data_type, kind.fresh_s)
     cache = MultiTierCache.from_urls(
-        "memory://?max_entries=10000", MEMCACHED, REDIS, ttl_policy=kind.policy,
-        invalidation_channel=f"{prefix}:inv",
+        "memory://?max_entries=10000", MEMCACHED, REDIS, ttl_policy=policy,
+        invalidation_channel=prefix + ":inv",
     )  # fmt: skip
     exchange = ccxt_client(sim_url)
     await exchange.load_markets()
@@ -312,15 +323,18 @@ async def read_through(sim_url: str, reads: list[str], rate: float, kind: Kind) 
         await cache.set(key, document, data_type=kind.data_type, as_of=as_of)
 
     before = await sim_requests(sim_url, kind.endpoint)
+    steady_from = time.monotonic() + kind.warmup_s
+    mark = asyncio.create_task(requests_after(sim_url, kind, kind.warmup_s))
     try:
         elapsed = await open_loop(reads, rate, read)
     finally:
         await exchange.close()
         await cache.close()
-    requests = int(await sim_requests(sim_url, kind.endpoint) - before)
-    return {"requests": requests, "elapsed": elapsed, "outcomes": dict(errors),
-            "per_interval": per_interval(fetched, kind.window_s),
-            "floor": intervals_started(fetched, kind.window_s)}  # fmt: skip
+    after, mid = await sim_requests(sim_url, kind.endpoint), await mark
+    return {"requests": int(after - before), "steady": int(after - mid), "elapsed": elapsed,
+            "outcomes": dict(errors),
+            "steady_per_interval": per_interval(fetched, kind.window_s, steady_from),
+            "floor": intervals_started(fetched, kind.window_s, steady_from)}  # fmt: skip
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -367,7 +381,7 @@ async def run(args: argparse.Namespace) -> None:
 
 
 async def measure(args: argparse.Namespace, sim_url: str) -> None:
-    kind = Kind(DataType(args.data_type), args.fresh_s)
+    kind = Kind(DataType(args.data_type), args.fresh_s, args.warmup_s)
     probe = ccxt_client(sim_url)
     symbols = sorted(s for s, m in (await probe.load_markets()).items() if m.get("active"))
     await probe.close()
@@ -409,7 +423,8 @@ async def zipf_part(
     args: argparse.Namespace, sim_url: str, symbols: list[str], kind: Kind, rate: float
 ) -> None:
     n = int(rate * args.seconds)
-    ratios, floors, per_k = [], [], defaultdict(list)
+    steady_n = n - int(rate * kind.warmup_s)
+    figures: dict[str, list[float]] = defaultdict(list)
     for r in range(args.rounds):
         reads = zipf(symbols[:SYMBOLS], n, seed=r)
         arms = [("leases", with_leases), ("read-through", read_through)]
@@ -418,30 +433,45 @@ async def zipf_part(
         results = {name: await arm(sim_url, reads, rate, kind) for name, arm in arms}
         lease, through = results["leases"], results["read-through"]
         for name, res in results.items():
-            per_k[name].append(1000 * res["requests"] / n)
-        ratios.append(through["requests"] / max(1, lease["requests"]))
-        floors.append(through["requests"] / max(1, through["floor"]))
+            figures[f"{name} all"].append(1000 * res["requests"] / n)
+            figures[f"{name} steady"].append(1000 * res["steady"] / steady_n)
+        figures["ratio all"].append(through["requests"] / max(1, lease["requests"]))
+        figures["ratio steady"].append(through["steady"] / max(1, lease["steady"]))
+        figures["best steady"].append(through["steady"] / max(1, through["floor"]))
         load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-        print(f"{rate:g} reads/s, round {r + 1}: {n} reads, {len(set(reads))} keys, "
-              f"load average {load}")  # fmt: skip
-        print(f"  leases       origin requests {lease['requests']:6d} "
-              f"({per_k['leases'][-1]:6.1f} per 1,000 reads)  most for one key in one "
-              f"fresh interval: {lease['per_interval']} by misses, "
-              f"{lease['per_interval_all']} with early refreshes  {lease['elapsed']:.1f} s "
-              f"{lease['outcomes']}")  # fmt: skip
-        print(f"  read-through origin requests {through['requests']:6d} "
-              f"({per_k['read-through'][-1]:6.1f} per 1,000 reads)  most for one key in one "
-              f"fresh interval: {through['per_interval']}  intervals opened "
-              f"{through['floor']}  {through['elapsed']:.1f} s {through['outcomes']}")  # fmt: skip
-        print(f"  read-through / leases: {ratios[-1]:.2f}x; read-through / intervals opened "
-              f"(the best one request per key per interval can do): {floors[-1]:.2f}x",
-              flush=True)  # fmt: skip
-    med = statistics.median
-    print(f"\n{rate:g} reads/s, median of {len(ratios)} rounds: per 1,000 reads leases "
-          f"{med(per_k['leases']):.1f}, read-through {med(per_k['read-through']):.1f}; "
-          f"read-through / leases {med(ratios):.2f}x (rounds: "
-          f"{', '.join(f'{x:.2f}' for x in ratios)}); best possible {med(floors):.2f}x\n",
-          flush=True)  # fmt: skip
+        print(
+            f"{rate:g} reads/s, round {r + 1}: {n} reads ({steady_n} after the "
+            f"{kind.warmup_s:g} s warm-up), {len(set(reads))} keys, load average {load}"
+        )
+        for name, res in results.items():
+            print(f"  {name:12s} origin requests {res['requests']:6d} "
+                  f"({figures[f'{name} all'][-1]:6.1f} per 1,000 reads); steady state "
+                  f"{res['steady']:6d} ({figures[f'{name} steady'][-1]:6.1f} per 1,000); "
+                  f"{res['elapsed']:.1f} s")  # fmt: skip
+        print(
+            f"  leases: most requests for one key in one fresh interval, steady state: "
+            f"{lease['steady_per_interval']} by misses (whole run {lease['per_interval']}), "
+            f"{lease['per_interval_all']} with early refreshes; answers other than a value "
+            f"in the steady state: {lease['steady_errors']}; {lease['outcomes']}"
+        )
+        print(f"  read-through: most for one key in one fresh interval "
+              f"{through['steady_per_interval']}; requests that opened a fresh interval "
+              f"{through['floor']}; {through['outcomes']}")  # fmt: skip
+        print(f"  read-through / leases: {figures['ratio all'][-1]:.2f}x whole run, "
+              f"{figures['ratio steady'][-1]:.2f}x steady state; read-through / intervals "
+              f"opened (the best any one request per key per interval can do): "
+              f"{figures['best steady'][-1]:.2f}x", flush=True)  # fmt: skip
+
+    def med(name: str) -> str:
+        values = figures[name]
+        return f"{statistics.median(values):.2f} ({' / '.join(f'{v:.2f}' for v in values)})"
+
+    print(f"\n{rate:g} reads/s, medians of {args.rounds} rounds (rounds in brackets):\n"
+          f"  per 1,000 reads, whole run: leases {med('leases all')}, read-through "
+          f"{med('read-through all')}; ratio {med('ratio all')}\n"
+          f"  per 1,000 reads, steady state: leases {med('leases steady')}, read-through "
+          f"{med('read-through steady')}; ratio {med('ratio steady')}; best possible "
+          f"{med('best steady')}\n", flush=True)  # fmt: skip
 
 
 def rates(text: str) -> list[float]:
@@ -458,7 +488,9 @@ if __name__ == "__main__":
     parser.add_argument("--cold", type=int, default=30, help="cold reads per round (0: skip)")
     parser.add_argument("--rates", type=rates, default=[300.0, 1000.0, 3000.0],
                         help="Zipf reads started per s, comma-separated")  # fmt: skip
-    parser.add_argument("--seconds", type=float, default=45.0, help="Zipf reads per arm, in s")
+    parser.add_argument("--seconds", type=float, default=60.0, help="Zipf reads per arm, in s")
     parser.add_argument("--fresh-s", type=float, default=15.0, help="fresh TTL, deepest tier")
+    parser.add_argument("--warmup-s", type=float, default=15.0,
+                        help="the cold start, reported apart from the steady state")  # fmt: skip
     parser.add_argument("--latency-ms", type=float, default=50.0, help="the origin's latency")
     asyncio.run(main(parser.parse_args()))
