@@ -11,19 +11,21 @@
    ccxt against the simulator -> Kafka -> the writer standing in for the agents -> tiers ->
    bus, XFetch on hits) against a read-through cache without leases (each reader that
    misses fetches from the simulator with ccxt and writes the value back), same reads, same
-   TTL policy, arms alternating per round. Origin requests are the simulator's own /metrics
-   (its ``/depth`` or ``/ticker/24hr`` endpoint). Per arm also the most requests one key got within
-   one fresh interval (the lease arm: miss-driven, and with XFetch's early refreshes), and
-   for the read-through the requests that opened a key's fresh interval: the floor any
-   one-request-per-key-per-interval scheme must still send for those reads.
+   TTL policy, arms alternating per round. Origin requests are the simulator's own
+   /metrics (its ``/depth`` or ``/ticker/24hr`` endpoint), for the whole run and for the
+   steady state after the first ``--warmup-s`` (the cold start). Per arm also the most
+   requests one key got within one fresh interval (the lease arm: miss-driven, and with
+   XFetch's early refreshes), and for the read-through the requests that opened a key's
+   fresh interval: the floor any one-request-per-key-per-interval scheme must still send.
 
     .venv/bin/python bench/bench_demand.py [--data-type books|tickers] [--rounds 3]
-        [--cold 30] [--rates 300,1000,3000] [--seconds 45] [--fresh-s 15] [--latency-ms 50]
+        [--cold 30] [--rates 300,1000,3000] [--seconds 60] [--warmup-s 15] [--fresh-s 15]
+        [--latency-ms 50]
 
 TTLs: the market-hours interval is 15 s for books and tickers (schedules/phases.toml), and
 a book or ticker older than that is what a dashboard calls stale, so the fresh TTL is
 ``--fresh-s`` 15 s at the deepest tier (L1 a third, L2 two thirds of it) with the policy's
-usual +-10 % jitter; 45 s per arm spans three fresh intervals.
+usual +-10 % jitter; 60 s per arm: a 15 s cold start, then three fresh intervals.
 
 Uses the running local stack (``warmfleet stack up``; WARMFLEET_KAFKA_URL / _REDIS_URL /
 _MEMCACHED_URL override), its own namespace and key prefix per arm.
