@@ -9,7 +9,12 @@ benchmark prints RPS, p50, p95 and p99 per round, the medians, and the ratio of 
 wrk and nginx-light are installed with apt-get on first use.
 
     .venv/bin/python bench/bench_reader.py [--rounds 5] [--seconds 8] [--keys 100]
-        [--connections 32] [--workers 1] [--aiohttp]
+        [--connections 32] [--workers 1] [--aiohttp] [--granian] [--pin] [--against DIR]
+
+``--against DIR`` also runs the reader of another checkout (``DIR/.venv/bin/python -m
+workers.cli reader``, e.g. main before a change) in the same rounds, as "reader@DIR": a
+before/after from one run. Compare them by server CPU per request and same-run ratios: on a
+shared machine absolute req/s swing with whatever else runs.
 
 Goal (issue 13): reader >= 0.5x nginx, p99 <= 2 ms at 32 connections.
 """
@@ -103,6 +108,93 @@ async def warm(n: int, memcached: str, redis: str) -> None:
     await cache.close()
 
 
+class _Scope:
+    """What ``ReaderApp.__rsgi__`` reads of granian's RSGI scope (a plain dict for headers:
+    wrk sends only Host)."""
+
+    __slots__ = ("headers", "method", "path", "query_string")
+
+    def __init__(self, path: str) -> None:
+        self.method, self.path, self.query_string = "GET", path, ""
+        self.headers = {"host": "127.0.0.1"}
+
+
+class _Sink:
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        assert status == 200, status
+
+
+async def app_cost(n: int, redis: str, passes: int = 7) -> float:
+    """The reader's own Python per hot request, µs: ``ReaderApp.__rsgi__`` called in this
+    process on warm keys (L1 hits, the hot-set counter and XFetch on, as in ``warmfleet
+    reader``), no HTTP. Beside the server CPU per request it splits the reader's cost into
+    its own code and granian's (HTTP and the hand-off to the event loop)."""
+    from demand import Demand
+    from readers import create_app
+    from readers._demand import ReaderDemand
+    from tiers import HeatRecorder
+
+    cache = MultiTierCache.from_urls("memory://?max_entries=5000", invalidation_channel=None)
+    now = int(time.time() * 1000)
+    for sym in symbols(n):
+        key = key_for("tickers", "binance", sym, prefix=PREFIX + "inproc")
+        value = {"exchange": "binance", "symbol": sym, "last": 64000.5, "bid": 64000.0}
+        await cache.set(key, value, data_type="tickers", as_of=now, warm_interval=3600)
+    heat = HeatRecorder(redis, prefix=PREFIX + "inproc")
+    link = Demand.connect(redis_url=redis, kafka_servers=["127.0.0.1:9092"],
+                          namespace="benchreader.", key_prefix=PREFIX + "inproc")  # fmt: skip
+    app = create_app(
+        cache, key_prefix=PREFIX + "inproc", on_read=heat.touch,
+        demand=ReaderDemand(cache, link, key_prefix=PREFIX + "inproc"),
+    )  # fmt: skip
+    scopes = [_Scope(f"/v2/tickers/binance/{s.replace('/', '-')}") for s in symbols(n)]
+    sink, size, rounds = _Sink(), len(scopes), 20_000
+    for scope in scopes:  # resolve every path once
+        await app.__rsgi__(scope, sink)  # type: ignore[arg-type]
+    costs = []
+    for _ in range(passes):
+        cpu = time.process_time()
+        for i in range(rounds):
+            await app.__rsgi__(scopes[i % size], sink)  # type: ignore[arg-type]
+        costs.append((time.process_time() - cpu) / rounds * 1e6)
+    await heat.close()
+    await link.close()
+    await cache.close()
+    return statistics.median(costs)
+
+
+def sample_cost(connections: int, samples: int = 10) -> tuple[float, float]:
+    """The connection watcher's sample (``readers._connections``, once a second in a thread
+    that takes the GIL between its system calls), ms per sample, median: (the reader's own
+    count, psutil's ``net_connections``), with ``connections`` accepted sockets open. The
+    reader's asks its own sockets; psutil reads and parses the host's whole TCP table."""
+    import socket
+
+    import psutil
+
+    from readers._connections import client_connections
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(connections)]
+        accepted = [server.accept()[0] for _ in clients]
+
+        def psutil_count() -> int:
+            conns = psutil.Process().net_connections(kind="tcp")
+            return sum(1 for c in conns if c.raddr and c.laddr and c.laddr.port == port)
+
+        costs: dict[str, list[float]] = {"own": [], "psutil": []}
+        for _ in range(samples):
+            for name, count in (("own", lambda: client_connections(port)),
+                                ("psutil", psutil_count)):  # fmt: skip
+                started = time.perf_counter()
+                assert count() == connections
+                costs[name].append((time.perf_counter() - started) * 1000)
+        for sock in clients + accepted:
+            sock.close()
+    return statistics.median(costs["own"]), statistics.median(costs["psutil"])
+
+
 def lua_script(n: int) -> str:
     paths = ",".join(f'"/v2/tickers/binance/{s.replace("/", "-")}"' for s in symbols(n))
     body = "  i = i % #paths + 1\n  return wrk.format(nil, paths[i])\n"
@@ -130,7 +222,15 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1, help="reader worker processes")
     parser.add_argument("--aiohttp", action="store_true", help="also a bare aiohttp handler")
     parser.add_argument(
-        "--granian", action="store_true", help="also a bare granian RSGI handler (constant bytes)"
+        "--granian",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="a bare granian RSGI handler (constant bytes): the ceiling of a Python RSGI app",
+    )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="also the reader of this checkout (its .venv), same rounds: before/after",
     )
     parser.add_argument(
         "--pin",
@@ -142,29 +242,39 @@ def main() -> int:
     memcached = os.environ.get("WARMFLEET_MEMCACHED_URL", "memcached://127.0.0.1:11211")
     redis = os.environ.get("WARMFLEET_REDIS_URL", "redis://127.0.0.1:6379/0")
     asyncio.run(warm(args.keys, memcached, redis))
+    inproc_us = asyncio.run(app_cost(args.keys, redis))
+    sample_ms = sample_cost(args.connections)
     tmp = Path(tempfile.mkdtemp(prefix="bench-reader-"))
     script = tmp / "paths.lua"
     script.write_text(lua_script(args.keys))
     env = {**os.environ, "WARMFLEET_KEY_PREFIX": PREFIX, "WARMFLEET_LOG_LEVEL": "WARNING",
            "WARMFLEET_MEMCACHED_URL": memcached, "WARMFLEET_REDIS_URL": redis}  # fmt: skip
     ports = {"nginx": free_port(), "reader": free_port()}
+    readers = {"reader": (sys.executable, None)}
+    if args.against is not None:
+        tree = args.against.resolve()
+        ports[f"reader@{tree.name}"] = free_port()
+        readers[f"reader@{tree.name}"] = (str(tree / ".venv" / "bin" / "python"), tree)
     procs = {
-        "reader": subprocess.Popen(
+        name: subprocess.Popen(
             [
-                sys.executable,
+                python,
                 "-m",
                 "workers.cli",
                 "reader",
                 "--port",
-                str(ports["reader"]),
+                str(ports[name]),
                 "--workers",
                 str(args.workers),
             ],
             env=env,
+            cwd=cwd,
         )
+        for name, (python, cwd) in readers.items()
     }
     try:
-        wait_port(ports["reader"])
+        for name in readers:
+            wait_port(ports[name])
         body = fetch(f"http://127.0.0.1:{ports['reader']}/v2/tickers/binance/S000-USDT")
         procs["nginx"] = start_nginx(tmp, ports["nginx"], body)
         (tmp / "body.bin").write_bytes(body)
@@ -193,8 +303,11 @@ def main() -> int:
         results: dict[str, list[Load]] = {name: [] for name in ports}
         for port in ports.values():  # warm-up: L1 fills, connections open
             run_wrk(f"http://127.0.0.1:{port}", 2, args.connections, script, wrk_cpu)
+        order = list(ports.items())
         for r in range(args.rounds):
-            for name, port in ports.items():
+            # each round starts one server later: none always runs right after nginx (or
+            # first), so a drift in the machine's load does not favour one of them
+            for name, port in order[r % len(order) :] + order[: r % len(order)]:
                 before = cpu_seconds(procs[name].pid)
                 url = f"http://127.0.0.1:{port}"
                 load = run_wrk(url, args.seconds, args.connections, script, wrk_cpu)
@@ -206,11 +319,16 @@ def main() -> int:
         for proc in procs.values():
             proc.terminate()
             proc.wait(10)
-    report(results, args)
+    report(results, args, inproc_us, sample_ms)
     return 0
 
 
-def report(results: dict[str, list[Load]], args: argparse.Namespace) -> None:
+def report(
+    results: dict[str, list[Load]],
+    args: argparse.Namespace,
+    inproc_us: float,
+    sample_ms: tuple[float, float],
+) -> None:
     setup = f"{args.rounds} rounds of {args.seconds} s, wrk -t1 -c{args.connections}"
     print(f"\nmedians over {setup}, {args.keys} hot keys:")
     med = {
@@ -230,9 +348,33 @@ def report(results: dict[str, list[Load]], args: argparse.Namespace) -> None:
         f"  reader / nginx server CPU per request: {cpu:.2f}x (granian spreads its share over "
         "a Rust and a Python thread; nginx is one process)"
     )
-    for bare in ("bare aiohttp", "bare granian"):
-        if bare in med:
-            print(f"  {bare} / nginx: {med[bare].rps / med['nginx'].rps:.2f}x")
+    for other in med:
+        if other not in ("nginx", "reader"):
+            print(f"  {other} / nginx: {med[other].rps / med['nginx'].rps:.2f}x")
+    for other in med:  # the same-run comparisons that survive a busy machine
+        if other.startswith("reader@") or other == "bare granian":
+            rounds = [r.rps / o.rps for r, o in zip(results["reader"], results[other], strict=True)]
+            print(
+                f"  reader / {other}: throughput {med['reader'].rps / med[other].rps:.2f}x "
+                f"(per-round median {statistics.median(rounds):.2f}x), server CPU per request "
+                f"{med['reader'].cpu_us / med[other].cpu_us:.2f}x, p99 "
+                f"{med['reader'].p99 / med[other].p99:.2f}x"
+            )
+    print(
+        f"  reader's own Python per hot request, in process (no HTTP): {inproc_us:.1f} us of its "
+        f"{med['reader'].cpu_us:.1f} us server CPU per request"
+        + (
+            f"; bare granian's HTTP alone: {med['bare granian'].cpu_us:.1f} us"
+            if "bare granian" in med
+            else ""
+        )
+    )
+    print(
+        f"  connection watcher's sample, once a second: {sample_ms[0]:.1f} ms (own sockets), "
+        f"psutil "
+        f"{sample_ms[1]:.1f} ms ({sample_ms[1] / max(sample_ms[0], 1e-6):.1f}x) with "
+        f"{args.connections} connections and {_tcp_sockets()} TCP sockets on the host"
+    )
     p99 = med["reader"].p99
     print(
         f"  p99: reader {p99:.2f} ms, nginx {med['nginx'].p99:.2f} ms in the same run "
@@ -243,6 +385,27 @@ def report(results: dict[str, list[Load]], args: argparse.Namespace) -> None:
     tail = "met" if p99 <= 2.0 else "NOT met"
     print(f"  goal >= 0.5x nginx: {throughput}; goal p99 <= 2 ms at -c{args.connections}: {tail}")
     print(f"  load average at the end {os.getloadavg()[0]:.1f} (the machine is shared)")
+    if os.getloadavg()[0] > 1.5:
+        print(
+            "  NOTE: the machine was busy: trust the CPU-per-request and same-run ratios over req/s"
+        )
+
+
+def _tcp_sockets() -> int:
+    try:
+        return sum(
+            len(Path(t).read_bytes().splitlines()) - 1 for t in ("/proc/net/tcp", "/proc/net/tcp6")
+        )
+    except OSError:
+        return -1
+
+
+def _tcp_sockets() -> int:
+    tables = ("/proc/net/tcp", "/proc/net/tcp6")
+    try:
+        return sum(len(Path(t).read_bytes().splitlines()) - 1 for t in tables)
+    except OSError:
+        return -1
 
 
 if __name__ == "__main__":

@@ -5,7 +5,13 @@ Goals: >= 3,000,000 gets/s per process (issue 11; issue 3 asked 1 M) and >= 10x 
 (``time.process_time``): on a shared, busy machine the wall figure swings with what else
 runs, the CPU figure much less, so compare runs (before/after a change) by that one.
 
-    .venv/bin/python bench/bench_tiers_l1.py [--rounds 5] [--gets 300000]
+    .venv/bin/python bench/bench_tiers_l1.py [--rounds 5] [--gets 300000] [--against DIR ...]
+
+``--against DIR`` (repeatable) compares with other checkouts (each with its own ``.venv``,
+e.g. main, or the commit before a change): every round runs the L1 probe once in a fresh
+process per tree, interleaved (this tree, DIR, this tree, ...), and the summary gives each
+tree's median gets per CPU-second and its ratio to this tree's, round by round — the A/B a
+busy machine allows.
 """
 
 from __future__ import annotations
@@ -13,8 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from cashews import Cache
@@ -70,9 +79,69 @@ async def main(rounds: int, n: int) -> None:
     await theirs.close()
 
 
+#: run by each tree's own interpreter, with that tree first on sys.path: the API both sides
+#: share (from_urls, set, get), gets per CPU-second of one pass, best of three
+PROBE = """
+import asyncio, sys, time
+sys.path.insert(0, sys.argv[1])
+from tiers import MultiTierCache
+KEYS = [f"virt:v2:market:ticker:15s:binance:S{i}/USDT" for i in range(1000)]
+async def main(n):
+    cache = MultiTierCache.from_urls("memory://?max_entries=5000")
+    for i, key in enumerate(KEYS):
+        await cache.set(key, {"last": 100.0 + i}, data_type="tickers",
+                        as_of=int(time.time() * 1000))
+    assert (await cache.get(KEYS[3])).tier == "memory"
+    get, keys, size, best = cache.get, KEYS, len(KEYS), 0.0
+    for _ in range(3):
+        cpu = time.process_time()
+        for i in range(n):
+            await get(keys[i % size])
+        best = max(best, n / max(time.process_time() - cpu, 1e-9))
+    print(best)
+asyncio.run(main(int(sys.argv[2])))
+"""
+
+
+def probe(tree: Path, n: int) -> float:
+    python = sys.executable if tree == HERE else str(tree / ".venv" / "bin" / "python")
+    out = subprocess.run(
+        [python, "-c", PROBE, str(tree), str(n)], capture_output=True, text=True, check=True
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+HERE = Path(__file__).resolve().parents[1]
+
+
+def against(trees: list[Path], rounds: int, n: int) -> None:
+    names = {HERE: "this tree", **{t: str(t) for t in trees}}
+    rates: dict[Path, list[float]] = {t: [] for t in names}
+    for r in range(rounds):
+        for tree in names:
+            rates[tree].append(probe(tree, n))
+        line = "  ".join(f"{names[t]} {rates[t][-1]:>11,.0f}" for t in names)
+        print(f"A/B round {r + 1}: L1 gets per CPU-second: {line}", flush=True)
+    ours = statistics.median(rates[HERE])
+    print(f"\nA/B medians of {rounds} interleaved rounds (gets per CPU-second, best of 3 each):")
+    for tree in names:
+        per_round = [a / b for a, b in zip(rates[HERE], rates[tree], strict=True)]
+        print(
+            f"  {names[tree]:<24} {statistics.median(rates[tree]):>11,.0f}   this tree / it: "
+            f"{ours / statistics.median(rates[tree]):.2f}x (per-round median "
+            f"{statistics.median(per_round):.2f}x, range {min(per_round):.2f}-{max(per_round):.2f})"
+        )
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--gets", type=int, default=300_000)
+    parser.add_argument(
+        "--against", type=Path, action="append", default=[], help="another checkout (its .venv)"
+    )
     args = parser.parse_args()
     asyncio.run(main(args.rounds, args.gets))
+    if args.against:
+        print()
+        against([t.resolve() for t in args.against], args.rounds, args.gets)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import parse_qsl
@@ -40,7 +41,7 @@ from readers._connections import ConnectionWatch
 from readers._demand import ReaderDemand
 from readers._freshness import request_directives, stricter
 from readers._limits import ReaderLimits, usable_connections
-from readers._metrics import STATS, served
+from readers._metrics import AGE_BUCKETS, BUCKETS, STATS, served
 from readers._openapi import openapi_document
 from readers._origin import OriginWatch
 from tiers import TTLPolicy
@@ -121,7 +122,9 @@ class _Policy(NamedTuple):
 
 class _Target(NamedTuple):
     """A path, resolved once: route, cache keys (the first is the answer's), the key's
-    exchange ("" for none), its policy, and whether the hot path may answer it."""
+    exchange ("" for none), its policy, whether the hot path may answer it, and the
+    route's (route, 200) metrics row (``RequestStats.row``), which the hot path counts in
+    itself."""
 
     route: str
     keys: tuple[str, ...]
@@ -129,6 +132,7 @@ class _Target(NamedTuple):
     exchange: str
     policy: _Policy | None
     hot: bool
+    ok_row: list[float]
 
 
 class _NoOrigins:
@@ -186,6 +190,7 @@ class ReaderApp:
         self._policies: dict[str, _Policy] = {}  # key -> its policy (bounded like _keys)
         self._openapi = orjson.dumps(openapi_document())
         self._tasks: list[asyncio.Task[None]] = []
+        self._max_header_bytes = self.limits.max_header_bytes  # ReaderLimits is frozen
 
     # ---- RSGI -----------------------------------------------------------------------
 
@@ -216,32 +221,50 @@ class ReaderApp:
         path = scope.path
         known = self._keys.get(path)
         # the hot path: a known single-key GET without a query or Cache-Control, its origin
-        # not failing, answered from the cache
+        # not failing, answered from the cache. Every Python step here is paid per request
+        # and, past it, again in granian's hand-off between its Rust thread and this loop
+        # (docs/reader.md, "Performance"): what a helper would do is written out inline.
         if known is not None and known[5] and scope.method == "GET" and not scope.query_string:
-            route, keys, _, exchange, policy, _ = known
+            route, keys, _, exchange, policy, _, ok_row = known
             headers = scope.headers
-            if (
-                "cache-control" not in headers
-                and exchange not in self.origins.failing
-                and _header_bytes(headers) <= self.limits.max_header_bytes
-            ):
+            # one pass over the headers (one call into granian for them all): their size
+            # for the 431 limit, If-None-Match, and whether a Cache-Control asks for more
+            size, inm, plain = 0, None, True
+            for name, value in headers.items():
+                size += len(name) + len(value) + 4
+                if name == "if-none-match":
+                    if inm is None:  # the first, as headers.get gives it
+                        inm = value
+                elif name == "cache-control":
+                    plain = False
+            if plain and size <= self._max_header_bytes and exchange not in self.origins.failing:
+                key = keys[0]
                 fresh_s, control, _, ages = policy  # type: ignore[misc]  # a hot target has one
                 try:
-                    self.on_read(keys[0])
-                    hit = await self.cache.get(keys[0])
+                    self.on_read(key)
+                    hit = await self.cache.get(key)
                     if hit is not None:
                         if self.demand is not None:
-                            self.demand.seen(keys[0], hit)  # XFetch early refresh
+                            self.demand.seen(key, hit)  # XFetch early refresh
                         age = hit.age
-                        inm = headers.get("if-none-match")
-                        answer = self.encoder.answer(keys[0], hit, age, fresh_s, control, inm)
-                        served(ages, age)
+                        answer = self.encoder.answer(key, hit, age, fresh_s, control, inm)
+                        if age > 0:  # served(ages, age), inline
+                            ages[bisect_left(AGE_BUCKETS, age)] += 1
+                            ages[-1] += age
+                        else:
+                            ages[0] += 1
                     else:
-                        answer = await self._miss(keys[0], None, None)
+                        answer = await self._miss(key, None, None)
                 except Exception:
                     answer = _failed(path)
-                proto.response_bytes(*answer)
-                STATS.record(route, answer.status, _perf() - started)
+                status, answer_headers, body = answer
+                proto.response_bytes(status, answer_headers, body)
+                seconds = _perf() - started
+                if status == 200:  # STATS.record(route, 200, seconds), inline
+                    ok_row[bisect_left(BUCKETS, seconds)] += 1
+                    ok_row[-1] += seconds
+                else:
+                    STATS.record(route, status, seconds)
                 return
         route, answer = await self.handle(
             scope.method, scope.path, scope.query_string, scope.headers
@@ -307,7 +330,8 @@ class ReaderApp:
         exchange = params[0] if route == _CANDLES else routes.exchange_of(keys[0]) if keys else ""
         policy = self._policy(keys[0]) if keys else None
         hot = len(keys) == 1
-        resolved = self._keys[path] = _Target(route, keys, params, exchange, policy, hot)
+        ok_row = STATS.row(route, 200)
+        resolved = self._keys[path] = _Target(route, keys, params, exchange, policy, hot, ok_row)
         return resolved
 
     def _policy(self, key: str) -> _Policy:

@@ -43,9 +43,17 @@ class RequestStats(Collector):
     def record(self, route: str, status: int, seconds: float) -> None:
         row = self.rows.get((route, status))
         if row is None:
-            row = self.rows[(route, status)] = [0.0] * (len(BUCKETS) + 2)
+            row = self.row(route, status)
         row[bisect_left(BUCKETS, seconds)] += 1  # le: a value equal to a bound is in it
         row[-1] += seconds
+
+    def row(self, route: str, status: int) -> list[float]:
+        """The (route, status) row ``record`` counts into (the caller may keep it and count
+        into it the same way: the reader's hot path does)."""
+        row = self.rows.get((route, status))
+        if row is None:
+            row = self.rows[(route, status)] = [0.0] * (len(BUCKETS) + 2)
+        return row
 
     def age_row(self, data_type: str) -> list[float]:
         """``data_type``'s served-age row, for ``served`` (the caller may keep it)."""

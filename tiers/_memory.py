@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Protocol
 
 import orjson
 
@@ -32,6 +32,22 @@ _time = time.time
 
 class HitLookup(Protocol):
     def __call__(self, key: str, max_age: float | None = None) -> Hit | None: ...
+
+
+#: what an L1 miss goes on to: (key, max_age, max_stale, stale_if_error) -> the read below
+MissPath = Callable[[str, "float | None", "float | None", bool], Awaitable["Hit | None"]]
+
+
+class CacheGet(Protocol):
+    """``MultiTierCache.get``'s shape, as ``MemoryTier.front`` builds it."""
+
+    def __call__(
+        self,
+        key: str,
+        max_age: float | None = None,
+        max_stale: float | None = None,
+        stale_if_error: bool = False,
+    ) -> Coroutine[Any, Any, Hit | None]: ...
 
 
 class MemoryTier:
@@ -81,6 +97,34 @@ class MemoryTier:
             return entry
 
         return hit
+
+    def front(self, miss: MissPath) -> CacheGet:
+        """A whole cache ``get`` with this L1 in front: a live entry is answered here (as
+        ``hit`` would), anything else is awaited from ``miss``. One coroutine per read and
+        no call in between: the L1 hit is the cache's hottest line, and the extra Python
+        call of ``cache.get -> hit`` was ~10 % of it (bench/bench_tiers_l1.py). The options
+        are positional-or-keyword on purpose: CPython 3.11 fills each missing keyword-only
+        default with a dict lookup, ~20 ns apiece, another ~15 % of an L1 hit."""
+        get, move_to_end, clock = self._data.get, self._data.move_to_end, self.clock
+
+        async def cache_get(
+            key: str,
+            max_age: float | None = None,
+            max_stale: float | None = None,
+            stale_if_error: bool = False,
+        ) -> Hit | None:
+            entry = get(key)  # L1 never holds a stale copy: max_stale has nothing to add
+            if (
+                entry is not None
+                and entry.deadline > clock()
+                and (max_age is None or _time() - entry.as_of / 1000.0 <= max_age)
+            ):
+                move_to_end(key)
+                self.hits += 1
+                return entry
+            return await miss(key, max_age, max_stale, stale_if_error)
+
+        return cache_get
 
     def __len__(self) -> int:
         return len(self._data)

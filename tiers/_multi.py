@@ -93,7 +93,7 @@ class MultiTierCache:
         self.channel = invalidation_channel
         first = tiers[0]
         self._l1 = first if isinstance(first, MemoryTier) else None
-        self._l1_hit = None if self._l1 is None else self._l1.hit  # bound once: the hot path
+        self._l1_hit = None if self._l1 is None else self._l1.hit  # bound once: get_many
 
         def breaker(name: str) -> CircuitBreaker:
             return CircuitBreaker(
@@ -117,6 +117,10 @@ class MultiTierCache:
                 breaker=breaker(bus.name), resend_for_s=self.policy.clamp_s[TierLevel.L1][1],
             )  # fmt: skip
         self.id = "" if self._coherence is None else self._coherence.id
+        if self._l1 is not None:
+            # the L1 answers ``get`` itself, with no call in between (MemoryTier.front):
+            # the same contract as the method below, which serves a cache without an L1
+            self.get = self._l1.front(self._below)  # type: ignore[method-assign]
         _metrics.track(self)
 
     @classmethod
@@ -137,7 +141,6 @@ class MultiTierCache:
     async def get(
         self,
         key: str,
-        *,
         max_age: float | None = None,
         max_stale: float | None = None,
         stale_if_error: bool = False,
@@ -149,12 +152,18 @@ class MultiTierCache:
         one up to S seconds past it (the deepest tier keeps copies for the policy's
         ``stale_s`` after their fresh TTL), returned with ``hit.stale`` True.
         ``stale_if_error=True`` says the key's origin is known to be failing: a fresh copy
-        if there is one, else the last good copy still kept, flagged stale."""
-        l1_hit = self._l1_hit
-        if l1_hit is not None:
-            hit = l1_hit(key, max_age)  # L1 never holds a stale copy
-            if hit is not None:
-                return hit
+        if there is one, else the last good copy still kept, flagged stale.
+
+        Pass the options by keyword (``get(key, max_age=5)``); they are positional-or-keyword
+        only because that is cheaper to call (``MemoryTier.front``). With an L1 this method
+        is replaced per instance by the L1's front, which answers hits itself and sends the
+        rest to ``_below``."""
+        return await self._below(key, max_age, max_stale, stale_if_error)
+
+    async def _below(
+        self, key: str, max_age: float | None, max_stale: float | None, stale_if_error: bool
+    ) -> Hit | None:
+        """A read that L1 did not answer (or a cache without an L1)."""
         check_key(key)
         self._ensure_started()
         return await self._reads.get(key, max_age, _stale_ms(max_stale, stale_if_error))

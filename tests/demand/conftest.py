@@ -1,9 +1,10 @@
 """The demand path on the real stack: the simulator (ccxt talks to it), an in-process
 poller service with the fleet budget, real Kafka, Redis and Memcached, and the HTTP reader.
 
-``TickerWriter`` stands in for the analytics agents on ``market.tickers`` -> tiers: it
-writes each ticker through a real ``MultiTierCache`` with a TTL policy the test chooses,
-so the freshness tests run in seconds (the agents' own TTLs cover the warm interval)."""
+``MarketWriter`` (demand/_writer.py) stands in for the analytics agents on
+``market.tickers`` -> tiers: it writes each ticker through a real ``MultiTierCache`` with a
+TTL policy the test chooses, so the freshness tests run in seconds (the agents' own TTLs
+cover the warm interval)."""
 
 from __future__ import annotations
 
@@ -22,14 +23,15 @@ from aiokafka import AIOKafkaConsumer
 
 from demand import Demand, DemandConfig, FleetState
 from demand import _names as demand_names
+from demand._writer import MarketWriter
 from readers import create_app, running_reader
 from readers._demand import ReaderDemand
 from sim import RunningSimulator, running_simulator
 from tests.conftest import StackURLs
 from tests.workers.pollers.conftest import FAST, running_service
-from tiers import MultiTierCache, TierLevel, TTLPolicy, Write
+from tiers import MultiTierCache, TierLevel, TTLPolicy
 from tiers._multi import DEFAULT_CHANNEL
-from topics import MARKET_TICKERS, WARM_JOBS, DataType, key_for
+from topics import WARM_JOBS, DataType, key_for
 from topics.kafka import ensure_topics
 from workers.pollers import PollerService
 from workers.pollers._budgeted import OriginBudget
@@ -45,38 +47,6 @@ SHORT_TTLS = TTLPolicy(
 )
 
 
-class TickerWriter:
-    """market.tickers -> every tier (what the agents do for the ticker key)."""
-
-    def __init__(self, bootstrap: str, namespace: str, cache: MultiTierCache) -> None:
-        self.bootstrap, self.namespace, self.cache = bootstrap, namespace, cache
-        self.prefix = namespace.rstrip(".")
-        self.written = 0
-
-    async def run(self, stop: asyncio.Event) -> None:
-        consumer = AIOKafkaConsumer(
-            MARKET_TICKERS.named(self.namespace), bootstrap_servers=self.bootstrap,
-            group_id=None, auto_offset_reset="earliest", fetch_max_wait_ms=50,
-        )  # fmt: skip
-        await consumer.start()
-        try:
-            while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=50)
-                writes = []
-                for records in batch.values():
-                    for record in records:
-                        body = orjson.loads(record.value or b"{}")
-                        body.pop("__faust", None)
-                        key = key_for("tickers", body["exchange"], body["symbol"],
-                                      prefix=self.prefix)  # fmt: skip
-                        writes.append(Write(key, body, "tickers", int(body["as_of_ms"])))
-                if writes:
-                    await self.cache.set_many(writes)
-                    self.written += len(writes)
-        finally:
-            await consumer.stop()
-
-
 @dataclass
 class Fleet:
     url: str  # the reader
@@ -84,7 +54,7 @@ class Fleet:
     prefix: str
     namespace: str
     reader_cache: MultiTierCache
-    writer: TickerWriter
+    writer: MarketWriter
     demand: ReaderDemand
     redis: aioredis.Redis
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -173,7 +143,7 @@ async def fleet(
         running_simulator(seed=7, symbols=symbols) as sim,
         poller(stack_urls, namespace, sim, rate=rate),
     ):
-        writer = TickerWriter(stack_urls.kafka_bootstrap, namespace, writer_cache)
+        writer = MarketWriter(stack_urls.kafka_bootstrap, namespace, writer_cache)
         write_task = asyncio.create_task(writer.run(stop))
         await wait_listed(redis, prefix)
         assert await reader_cache.start()
