@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from readers import create_app, running_reader
-from tests.readers._helpers import get, now_ms, reader_cache
+from tests.readers._helpers import get, now_ms
 from tiers import MultiTierCache
 from topics import key_for
 
@@ -35,13 +35,6 @@ def candles(n: int, timeframe: str = "1m") -> dict[str, Any]:
         [1_700_000_000_000 + i * step, 1.0 + i, 2.0 + i, 0.5 + i, 1.5 + i, 10.0] for i in range(n)
     ]
     return {"exchange": "okx", "symbol": "ETH/USDT", "timeframe": timeframe, "rows": rows}
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def cache(stack_urls: Any) -> AsyncIterator[MultiTierCache]:
-    cache = reader_cache(stack_urls)
-    yield cache
-    await cache.close()
 
 
 @pytest_asyncio.fixture(loop_scope="function")

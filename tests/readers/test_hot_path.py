@@ -19,25 +19,12 @@ import pytest_asyncio
 from readers import ReaderLimits, ServerOptions, create_app, running_reader
 from readers._metrics import AGE_BUCKETS, STATS
 from readers._server import free_port
-from tests.readers._helpers import reader_cache
 from tiers import MultiTierCache
 from topics import key_for
 
 pytestmark = pytest.mark.integration
 
 ROUTE = "/v2/tickers/{exchange}/{symbol}"
-
-
-@pytest.fixture
-def prefix(namespace: str) -> str:
-    return namespace.rstrip(".")
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def cache(stack_urls: Any) -> AsyncIterator[MultiTierCache]:
-    cache = reader_cache(stack_urls)
-    yield cache
-    await cache.close()
 
 
 @pytest_asyncio.fixture(loop_scope="function")
