@@ -31,7 +31,6 @@ Delivery is at-least-once with exactly-once effects:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import time
 from collections import deque
@@ -58,6 +57,7 @@ from topics import (
 )
 from topics.kafka import start_producer
 from topics.records import DeadLetter, SymbolAnalysis
+from topics.tasks import cancel_and_wait
 from workers.agents._deadletter import count_dead_letter, dead_letter
 from workers.agents._decode import InvalidEvent, decode_book, decode_candles, decode_ticker
 from workers.agents._fold import WRITTEN, Folded, decoded_or_rejected, merge_series, newer
@@ -187,10 +187,7 @@ class SymbolStream(mode.Service):
     async def on_stop(self) -> None:
         # before mode cancels anything: let the batch in flight finish, then commit it
         self._stopping = True
-        if self._refill_task is not None:
-            self._refill_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refill_task
+        await cancel_and_wait(self._refill_task)
         if self._loop_task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._loop_task), timeout=30)
