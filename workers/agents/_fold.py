@@ -94,11 +94,7 @@ def merge_series(
     if kept is not None and kept.as_of_ms > horizon:
         store.heal_series(skey)  # a state from the future never blocks
         kept = None
-    polled = CandleSeries(
-        cview.exchange, cview.symbol, cview.timeframe, cview.rows, cview.as_of_ms,
-        cview.received_ms,
-    )  # fmt: skip
-    if not polled.newer_than(kept):
+    if not cview.newer_than(kept):
         return False
-    folded.series[skey] = (polled.merged(kept), partition)
+    folded.series[skey] = (cview.merged(kept), partition)
     return True
