@@ -4,25 +4,20 @@ not newer than the key's state, and keep the newest state per key (``Folded``)."
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from aiokafka import ConsumerRecord
 
 from topics import Limits
 from workers.agents._decode import CandlesView, InvalidEvent
-from workers.agents._store import CandleSeries, SymbolStore, series_key
+from workers.agents._store import CandleSeries, Stamped, SymbolStore, series_key
 from workers.analytics import CandleState, TickerState
 
 #: the data types the stream writes, in the order of their writes in a batch
 WRITTEN = ("volatility", "signals", "tickers", "books", "candles")
 
 
-class _AsOf(Protocol):
-    @property
-    def as_of_ms(self) -> int: ...
-
-
-S = TypeVar("S", bound=_AsOf)
+S = TypeVar("S", bound=Stamped)
 D = TypeVar("D")
 
 

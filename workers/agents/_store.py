@@ -36,12 +36,14 @@ from workers.analytics import CandleState, TickerState
 log = structlog.get_logger(__name__)
 
 
-class _Stamped(Protocol):
+class Stamped(Protocol):
+    """A table's state: every one carries the ``as_of`` it was computed at."""
+
     @property
     def as_of_ms(self) -> int: ...
 
 
-S = TypeVar("S", bound=_Stamped)  # a table's state: every one carries its as_of
+S = TypeVar("S", bound=Stamped)
 
 TICKS_CHANGELOG = TopicSpec(
     "warmfleet-agents-symbol-ticks-changelog", MARKET_TICKERS.partitions, None, True,

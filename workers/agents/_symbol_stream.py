@@ -34,8 +34,8 @@ import asyncio
 import gc
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 import mode
 import structlog
@@ -52,6 +52,7 @@ from topics import (
     MARKET_BOOKS,
     MARKET_OHLCV,
     MARKET_TICKERS,
+    Limits,
     now_ms,
     symbol_key,
 )
@@ -95,6 +96,7 @@ COMMIT_EVERY_S = 1.0
 MAX_IN_FLIGHT = 4
 _PARTITIONER = DefaultPartitioner()
 _DEAD_LETTER_PARTITIONS = list(range(DEAD_LETTER.partitions))
+D = TypeVar("D")  # what a decoder makes of one event
 
 
 def count_tier_writes(*answers: list[dict[str, float]]) -> None:
@@ -105,6 +107,20 @@ def count_tier_writes(*answers: list[dict[str, float]]) -> None:
                 counts[tier] = counts.get(tier, 0) + 1
     for tier, n in counts.items():
         TIER_WRITES.labels(tier).inc(n)
+
+
+def accepted(
+    decoder: Callable[..., D],
+    records: Iterable[ConsumerRecord[bytes, bytes]],
+    now: int,
+    limits: Limits,
+    rejected: list[tuple[ConsumerRecord[bytes, bytes], InvalidEvent]],
+) -> Iterator[tuple[ConsumerRecord[bytes, bytes], D]]:
+    """The records ``decoder`` accepts, each with its answer; the others go to ``rejected``."""
+    for record in records:
+        decoded = decoded_or_rejected(decoder, record, now, limits, rejected)
+        if decoded is not None:
+            yield record, decoded
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -270,11 +286,9 @@ class SymbolStream(mode.Service):
             EVENTS.labels(tp.topic).inc(len(records))
             stale = 0
             if tp.topic == tickers_topic:
-                for record in records:
-                    ticker = decoded_or_rejected(decode_ticker, record, now, limits, rejected)
-                    if ticker is None:
-                        continue
-                    key, view, document = ticker
+                for record, (key, view, document) in accepted(
+                    decode_ticker, records, now, limits, rejected
+                ):
                     fold, state = newer(
                         key, view.as_of_ms, ticks, store.ticks, store.heal_ticks, horizon
                     )
@@ -286,11 +300,9 @@ class SymbolStream(mode.Service):
                     folded.documents[key] = document
                     partition_of[key] = tp.partition
             elif tp.topic == ohlcv_topic:
-                for record in records:
-                    decoded = decoded_or_rejected(decode_candles, record, now, limits, rejected)
-                    if decoded is None:
-                        continue
-                    key, cview = decoded
+                for record, (key, cview) in accepted(
+                    decode_candles, records, now, limits, rejected
+                ):
                     merged = merge_series(folded, store, cview, tp.partition, horizon)
                     fold, previous = newer(
                         key, cview.as_of_ms, candles, store.candles, store.heal_candles, horizon
@@ -306,11 +318,9 @@ class SymbolStream(mode.Service):
                     else:
                         stale += 1
             elif tp.topic == books_topic:
-                for record in records:
-                    book = decoded_or_rejected(decode_book, record, now, limits, rejected)
-                    if book is None:
-                        continue
-                    key, document, as_of = book
+                for record, (key, document, as_of) in accepted(
+                    decode_book, records, now, limits, rejected
+                ):
                     held = books.get(key)
                     newest = held[1] if held is not None else store.books.get(key)
                     if newest is not None and as_of <= newest <= horizon:
