@@ -324,8 +324,8 @@ class HeatRecorder(_HotSetClient):
         return len(self._pending)
 
     async def close(self) -> None:
-        task, self._task = self._task, None
-        await cancel_and_wait(task)
+        await cancel_and_wait(self._task)
+        self._task = None  # after the wait: a read meanwhile must not start a second loop
         await self.flush()
         await self._client.aclose()
 
