@@ -3,7 +3,7 @@ not newer than the key's state, and keep the newest state per key (``Folded``)."
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from aiokafka import ConsumerRecord
@@ -21,21 +21,23 @@ S = TypeVar("S", bound=Stamped)
 D = TypeVar("D")
 
 
-def decoded_or_rejected(
+def accepted(
     decoder: Callable[..., D],
-    record: ConsumerRecord[bytes, bytes],
+    records: Iterable[ConsumerRecord[bytes, bytes]],
     now: int,
     limits: Limits,
     rejected: list[tuple[ConsumerRecord[bytes, bytes], InvalidEvent]],
-) -> D | None:
-    """``decoder``'s answer for ``record``, or None with the record put in ``rejected``."""
-    try:
-        return decoder(
-            record.key, record.value, now_ms=now, timestamp_ms=record.timestamp, limits=limits
-        )
-    except InvalidEvent as exc:
-        rejected.append((record, exc))
-        return None
+) -> Iterator[tuple[ConsumerRecord[bytes, bytes], D]]:
+    """The records ``decoder`` accepts, each with its answer; the others go to ``rejected``."""
+    for record in records:
+        try:
+            decoded = decoder(
+                record.key, record.value, now_ms=now, timestamp_ms=record.timestamp, limits=limits
+            )
+        except InvalidEvent as exc:
+            rejected.append((record, exc))
+            continue
+        yield record, decoded
 
 
 def newer(

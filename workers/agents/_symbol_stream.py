@@ -34,8 +34,8 @@ import asyncio
 import gc
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import mode
 import structlog
@@ -52,7 +52,6 @@ from topics import (
     MARKET_BOOKS,
     MARKET_OHLCV,
     MARKET_TICKERS,
-    Limits,
     now_ms,
     symbol_key,
 )
@@ -61,7 +60,7 @@ from topics.records import DeadLetter, SymbolAnalysis
 from topics.tasks import cancel_and_wait
 from workers.agents._deadletter import count_dead_letter, dead_letter
 from workers.agents._decode import InvalidEvent, decode_book, decode_candles, decode_ticker
-from workers.agents._fold import WRITTEN, Folded, decoded_or_rejected, merge_series, newer
+from workers.agents._fold import WRITTEN, Folded, accepted, merge_series, newer
 from workers.agents._metrics import (
     EVENTS,
     LAG,
@@ -96,7 +95,6 @@ COMMIT_EVERY_S = 1.0
 MAX_IN_FLIGHT = 4
 _PARTITIONER = DefaultPartitioner()
 _DEAD_LETTER_PARTITIONS = list(range(DEAD_LETTER.partitions))
-D = TypeVar("D")  # what a decoder makes of one event
 
 
 def count_tier_writes(*answers: list[dict[str, float]]) -> None:
@@ -107,20 +105,6 @@ def count_tier_writes(*answers: list[dict[str, float]]) -> None:
                 counts[tier] = counts.get(tier, 0) + 1
     for tier, n in counts.items():
         TIER_WRITES.labels(tier).inc(n)
-
-
-def accepted(
-    decoder: Callable[..., D],
-    records: Iterable[ConsumerRecord[bytes, bytes]],
-    now: int,
-    limits: Limits,
-    rejected: list[tuple[ConsumerRecord[bytes, bytes], InvalidEvent]],
-) -> Iterator[tuple[ConsumerRecord[bytes, bytes], D]]:
-    """The records ``decoder`` accepts, each with its answer; the others go to ``rejected``."""
-    for record in records:
-        decoded = decoded_or_rejected(decoder, record, now, limits, rejected)
-        if decoded is not None:
-            yield record, decoded
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
