@@ -4,7 +4,6 @@ resource sampler, and the results dict the report is written from."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import time
 import urllib.request
@@ -25,6 +24,8 @@ from ab._stats import compare, summarise_arm
 from ab._verdict import claimed_vs_measured, goals, verdict
 from ab._workload import Item, Zipf, universe
 from tiers import MultiTierCache
+from topics.settings import at_least, check_fields, not_negative, positive
+from topics.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -32,22 +33,25 @@ log = structlog.get_logger(__name__)
 @dataclass(frozen=True)
 class Config:
     load: Load = field(default_factory=Load)
-    zipf_s: float = 1.1
-    symbols: int = 60
-    latency_s: float = 0.050
-    jitter_s: float = 0.0
-    direct_ttl_s: float = 300.0
-    direct_l1_entries: int = 10_000
+    zipf_s: float = not_negative(1.1)
+    symbols: int = at_least(1, 60)
+    latency_s: float = not_negative(0.050)
+    jitter_s: float = not_negative(0.0)
+    direct_ttl_s: float = positive(300.0)
+    direct_l1_entries: int = at_least(0, 10_000)  # 0: no L1
     memory_url: str = "memory://?max_entries=50000"
     attach: bool = False
     sim_url: str = "http://127.0.0.1:8899"
-    warm_timeout_s: float = 180.0
+    warm_timeout_s: float = positive(180.0)
     #: both arms refuse a copy older than its data type's freshness class (origin instead)
     strict_freshness: bool = False
-    resamples: int = 2000
+    resamples: int = at_least(1, 2000)
     #: both arms in this process and event loop (default: one spawned process per arm)
     same_process: bool = False
     log_dir: Path = field(default_factory=_fleet.log_dir_default)
+
+    def __post_init__(self) -> None:
+        check_fields(self, "ab")
 
 
 def _sim_requests(url: str) -> dict[str, float]:
@@ -197,10 +201,7 @@ async def _in_processes(
         await marked
         return result
     finally:
-        if ticker is not None:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+        await cancel_and_wait(ticker)
         await asyncio.to_thread(procs.stop)
 
 

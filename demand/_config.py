@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from topics import ConfigError, WarmfleetError
+from topics.settings import at_least, check_fields, positive
 
 
 class DemandError(WarmfleetError):
@@ -20,29 +21,23 @@ class DemandUnavailable(DemandError):
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DemandConfig:
     #: how long a reader waits for the value it asked for before a 503 with Retry-After
-    deadline_s: float = 2.0
+    deadline_s: float = positive(2.0)
     #: a demand lease per (exchange, data type, symbol): one job per key per lease, fleet-wide
-    lease_ms: int = 10_000
+    lease_ms: int = at_least(100, 10_000, problem="must be an int >= 100 (ms)")
     #: how long a reader trusts its copy of an exchange's listed markets
-    markets_cache_s: float = 10.0
+    markets_cache_s: float = positive(10.0)
     #: XFetch's beta (> 1 refreshes earlier, < 1 later); the paper's optimum is 1
-    beta: float = 1.0
+    beta: float = positive(1.0)
     #: XFetch's delta (demand -> write, seconds) until one has been measured
-    default_delta_s: float = 0.5
+    default_delta_s: float = positive(0.5)
     #: while waiting, the tiers are also read this often (the bus wakes readers; this is the
     #: belt for a lost bus or a cache without an L1)
-    poll_s: float = 0.25
+    poll_s: float = positive(0.25)
     #: origin requests per second per exchange when no poller has published its budget
-    default_requests_per_s: float = 10.0
+    default_requests_per_s: float = positive(10.0)
 
     def __post_init__(self) -> None:
-        for name in ("deadline_s", "markets_cache_s", "beta", "default_delta_s", "poll_s",
-                     "default_requests_per_s"):  # fmt: skip
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not value > 0 or value == float("inf"):
-                raise ConfigError(f"demand.{name}", value, "must be a positive number")
-        if not isinstance(self.lease_ms, int) or self.lease_ms < 100:
-            raise ConfigError("demand.lease_ms", self.lease_ms, "must be an int >= 100 (ms)")
+        check_fields(self, "demand")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DemandConfig:

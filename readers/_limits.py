@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 import orjson
 
 from topics import ConfigError
+from topics.settings import at_least, between, check_fields
 
 #: file descriptors a worker keeps for itself beyond its client connections (tiers, logs ...)
 FD_RESERVE = 256
@@ -32,18 +33,15 @@ _ENV = "WARMFLEET_READER_SERVER"  # how the parent hands the options to its work
 
 @dataclass(frozen=True, slots=True)
 class ReaderLimits:
-    header_timeout_s: float = 5.0
-    max_connections: int = 4096
+    header_timeout_s: float = between(0.1, 3600, 5.0, problem="must be 0.1 .. 3600 s")
+    max_connections: int = at_least(1, 4096, problem="must be >= 1")
     max_url_bytes: int = 8190
     max_header_bytes: int = 16384
     buffer_bytes: int = 65536
-    backlog: int = 1024
+    backlog: int = at_least(128, 1024, problem="must be >= 128")
 
     def __post_init__(self) -> None:
-        if not 0.1 <= self.header_timeout_s <= 3600:
-            raise ConfigError("header_timeout_s", self.header_timeout_s, "must be 0.1 .. 3600 s")
-        if self.max_connections < 1:
-            raise ConfigError("max_connections", self.max_connections, "must be >= 1")
+        check_fields(self, "")
         if self.max_url_bytes < 256 or self.max_header_bytes < 1024:
             raise ConfigError(
                 "max_url_bytes/max_header_bytes",
@@ -57,22 +55,17 @@ class ReaderLimits:
                 "must be >= 8192 and hold max_url_bytes + max_header_bytes, so the reader "
                 "(not the HTTP layer) answers oversized requests",
             )
-        if self.backlog < 128:
-            raise ConfigError("backlog", self.backlog, "must be >= 128")
 
 
 @dataclass(frozen=True, slots=True)
 class ServerOptions:
     host: str = "127.0.0.1"
-    port: int = 8080
-    workers: int = 1
+    port: int = between(0, 65535, 8080, problem="must be 0 .. 65535", integer=True)
+    workers: int = between(1, 256, 1, problem="must be 1 .. 256", integer=True)
     limits: ReaderLimits = field(default_factory=ReaderLimits)
 
     def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ConfigError("port", self.port, "must be 0 .. 65535")
-        if not 1 <= self.workers <= 256:
-            raise ConfigError("workers", self.workers, "must be 1 .. 256")
+        check_fields(self, "")
 
     def to_env(self) -> dict[str, str]:
         return {_ENV: orjson.dumps(asdict(self)).decode()}

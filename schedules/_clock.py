@@ -52,6 +52,7 @@ from schedules._warmset import HotSet, job_symbols, prewarm_at
 from topics import ANALYSIS_OVERVIEW, CONTROL_CLOCK, CONTROL_PHASE, WARM_JOBS
 from topics.kafka import ensure_topics, start_producer
 from topics.records import MarketOverview
+from topics.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -177,9 +178,7 @@ class PhaseClock:
         finally:
             log.info("clock_stopping", owner=self.owner, leader=self.leader)
             for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_and_wait(task)
             if self.leader:
                 await self._step_down("shutdown")
             await self.election.stop()  # leaves the group: a standby takes over at once

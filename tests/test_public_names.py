@@ -24,6 +24,12 @@ PUBLIC: dict[str, str] = {
     "topics.kafka": """
         BrokerUnavailable drop_namespace ensure_topics start_producer
     """,
+    "topics.settings": """
+        Rule at_least between check check_fields minimum not_negative positive ruled
+    """,
+    "topics.tasks": """
+        cancel_and_wait
+    """,
     "tiers": """
         BreakerState Bus CacheError CacheUnavailable CircuitBreaker CorruptEntry
         DEFAULT_MAX_BYTES DirectCacheAdapter Envelope EpochWatch HashRing HeatRecorder

@@ -31,6 +31,7 @@ from tiers._bus import Bus, Subscription, decode_message, encode_message
 from tiers._errors import CacheError
 from tiers._memory import MemoryTier
 from tiers._waiters import Waiters
+from topics.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -257,10 +258,7 @@ class Coherence:
 
     async def close(self) -> None:
         self._closed = True
-        if self._resender is not None:
-            self._resender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._resender
+        await cancel_and_wait(self._resender)
         if self._unsent:
             self._give_up(len(self._take_unsent()), "closed")
         if self._listener is not None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, NamedTuple
 
 import structlog
@@ -96,34 +97,27 @@ def marker_keys(tier: Any, prefix: str = MARKER_PREFIX) -> list[str]:
     return [prefix]
 
 
+@dataclass(eq=False, repr=False)
 class EpochWatch:
     """Reads every lower tier's epoch markers; ``check()`` names the tiers found new."""
 
-    def __init__(
-        self,
-        slots: Sequence[Slot],
-        calls: TierCalls,
-        policy: TTLPolicy,
-        levels: tuple[TierLevel, ...],
-        *,
-        timeout_s: float,
-        write_timeout_s: float,
-        source: str,
-        max_value_bytes: int,
-        prefix: str = MARKER_PREFIX,
-    ) -> None:
-        self.slots = list(slots)
-        self.calls = calls
-        self.policy = policy
-        self.levels = levels
-        self.timeout_s = timeout_s
-        self.write_timeout_s = write_timeout_s
-        self.source = source
-        self.max_value_bytes = max_value_bytes
-        self.prefix = prefix
-        #: (tier, marker key) -> the epoch id last seen there
-        self.known: dict[tuple[str, str], str] = {}
-        self._renewed: dict[str, float] = {}  # tier -> monotonic time of the last renewal
+    slots: Sequence[Slot]
+    calls: TierCalls
+    policy: TTLPolicy
+    levels: tuple[TierLevel, ...]
+    _: KW_ONLY
+    timeout_s: float
+    write_timeout_s: float
+    source: str
+    max_value_bytes: int
+    prefix: str = MARKER_PREFIX
+    #: (tier, marker key) -> the epoch id last seen there
+    known: dict[tuple[str, str], str] = field(default_factory=dict, init=False)
+    #: tier -> monotonic time of the last renewal
+    _renewed: dict[str, float] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.slots = list(self.slots)  # a copy: the watch keeps the tiers it was made with
 
     def _slot(self, name: str) -> Slot:
         for slot in self.slots:

@@ -33,7 +33,6 @@ exact, mergeable structure the fleet already runs. Figures: docs/clock.md.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import re
 import time
@@ -46,7 +45,9 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from topics import KEY_VERSION, ConfigError, DataType, data_type_of
+from topics import KEY_VERSION, DataType, data_type_of
+from topics.settings import at_least, check_fields, positive
+from topics.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -153,23 +154,16 @@ class HotSetOptions:
     ``refresh_every_s``: how often a view re-reads the set. ``timeout_s``: per Redis call.
     """
 
-    half_life_s: float = 60.0
-    floor: float = 0.5
-    max_keys: int = 10_000
-    flush_every_s: float = 1.0
-    max_pending: int = 20_000
-    refresh_every_s: float = 2.0
-    timeout_s: float = 0.5
+    half_life_s: float = positive(60.0)
+    floor: float = positive(0.5)
+    max_keys: int = at_least(1, 10_000)
+    flush_every_s: float = positive(1.0)
+    max_pending: int = at_least(1, 20_000)
+    refresh_every_s: float = positive(2.0)
+    timeout_s: float = positive(0.5)
 
     def __post_init__(self) -> None:
-        for name in ("half_life_s", "floor", "flush_every_s", "refresh_every_s", "timeout_s"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-                raise ConfigError(f"hot_set.{name}", value, "must be a positive number")
-        for name in ("max_keys", "max_pending"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"hot_set.{name}", value, "must be a positive integer")
+        check_fields(self, "hot_set")
 
     @property
     def keep_ms(self) -> int:
@@ -241,7 +235,20 @@ def _text(value: bytes | str) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
-class HeatRecorder:
+class _HotSetClient:
+    """What the recorder and the view share: the options, one Redis client and the scripts
+    on it, and the background task (flush or refresh loop) they run."""
+
+    def __init__(self, redis_url: str, prefix: str, options: HotSetOptions | None) -> None:
+        self.options = options or HotSetOptions()
+        self.prefix = prefix
+        self._client = _client(redis_url, self.options.timeout_s)
+        self._scripts = _Scripts(self._client, prefix, self.options)
+        self._task: asyncio.Task[None] | None = None
+        self._failing = False  # Redis did not answer the last call: logged once an outage
+
+
+class HeatRecorder(_HotSetClient):
     """Counts reads in this process and merges them into the fleet's hot set.
 
     ``touch(key)`` is the reader's one line per read. The flush loop starts with the first
@@ -251,14 +258,9 @@ class HeatRecorder:
     def __init__(
         self, redis_url: str, *, prefix: str, options: HotSetOptions | None = None
     ) -> None:
-        self.options = options or HotSetOptions()
-        self.prefix = prefix
-        self._client = _client(redis_url, self.options.timeout_s)
-        self._scripts = _Scripts(self._client, prefix, self.options)
+        super().__init__(redis_url, prefix, options)
         self._pending: dict[str, int] = {}
         self._max_pending = self.options.max_pending
-        self._task: asyncio.Task[None] | None = None
-        self._failing = False
         self.flushes = 0
 
     def __repr__(self) -> str:
@@ -322,11 +324,8 @@ class HeatRecorder:
         return len(self._pending)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None  # after the wait: a read meanwhile must not start a second loop
         await self.flush()
         await self._client.aclose()
 
@@ -348,7 +347,7 @@ def market_of(key: str, prefix: str) -> tuple[str, DataType, str] | None:
     return parts[5], data_type_of(key), symbol
 
 
-class HeatView:
+class HeatView(_HotSetClient):
     """An in-process snapshot of the merged hot set, refreshed in the background.
 
     ``run()`` (or the first ``weight()`` inside an event loop) starts the refresh loop.
@@ -363,15 +362,10 @@ class HeatView:
         prefix: str,
         options: HotSetOptions | None = None,
     ) -> None:
-        self.options = options or HotSetOptions()
-        self.prefix = prefix
-        self._client = _client(redis_url, self.options.timeout_s)
-        self._scripts = _Scripts(self._client, prefix, self.options)
+        super().__init__(redis_url, prefix, options)
         self._heat: dict[str, float] = {}
         self._weights: dict[str, float] = {}
         self._symbols: dict[tuple[str, DataType], list[str]] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._failing = False
         #: monotonic time of the last successful read (None: never read)
         self.refreshed_at: float | None = None
 
@@ -480,8 +474,6 @@ class HeatView:
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is not asyncio.current_task():
+            await cancel_and_wait(task)
         await self._client.aclose()

@@ -29,7 +29,7 @@ from tiers._envelope import Envelope, EnvelopeDecoder, write_horizon
 from tiers._errors import CacheUnavailable
 from tiers._protocol import StoreItem
 from tiers._ttl import TierLevel
-from topics import ConfigError
+from topics.settings import check, minimum
 
 if TYPE_CHECKING:
     from tiers._redis_bus import RedisBus
@@ -101,8 +101,7 @@ class RedisTier(EnvelopeDecoder):
         max_connections: int = 64,
         max_keys_per_script: int = MAX_KEYS_PER_SCRIPT,
     ) -> None:
-        if max_keys_per_script < 1:
-            raise ConfigError("redis.max_keys_per_script", max_keys_per_script, "must be >= 1")
+        check("redis.max_keys_per_script", max_keys_per_script, minimum(1, problem="must be >= 1"))
         self.url = url
         self.cluster = cluster
         self.max_keys_per_script = max_keys_per_script

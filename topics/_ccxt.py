@@ -10,13 +10,15 @@ candles made of ``None``, so anything that is not a sane market observation beco
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from topics._contract import DEFAULT_LIMITS, InvalidRecord, Limits
 from topics._market import book_fields, candles_fields, ticker_fields
 from topics.records import BookTop, Candles, Ticker
+
+R = TypeVar("R", Ticker, Candles, BookTop)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,20 @@ def _pair(level: Any) -> Any:
     return level[:2] if isinstance(level, list) else level
 
 
+def _record(
+    record: Callable[..., R],
+    check: Callable[..., dict[str, Any]],
+    fields: dict[str, Any],
+    received_ms: int,
+    limits: Limits,
+) -> R | Rejection:
+    """``record(**fields)`` once the contract's ``check`` has passed them, else why not."""
+    try:
+        return record(**check(fields, now_ms=received_ms, limits=limits))
+    except InvalidRecord as exc:
+        return Rejection(fields["symbol"], exc.reason)
+
+
 def ticker_record(
     exchange: str,
     symbol: str,
@@ -63,10 +79,7 @@ def ticker_record(
         "quote_volume": raw.get("quoteVolume"), "change_pct": raw.get("percentage"),
         "as_of_ms": _ms(raw.get("timestamp")), "received_ms": received_ms,
     }  # fmt: skip
-    try:
-        return Ticker(**ticker_fields(fields, now_ms=received_ms, limits=limits))
-    except InvalidRecord as exc:
-        return Rejection(symbol, exc.reason)
+    return _record(Ticker, ticker_fields, fields, received_ms, limits)
 
 
 def candles_record(
@@ -88,10 +101,7 @@ def candles_record(
         "exchange": exchange, "symbol": symbol, "timeframe": timeframe, "rows": rows,
         "as_of_ms": last_open, "received_ms": received_ms,
     }  # fmt: skip
-    try:
-        return Candles(**candles_fields(fields, now_ms=received_ms, limits=limits))
-    except InvalidRecord as exc:
-        return Rejection(symbol, exc.reason)
+    return _record(Candles, candles_fields, fields, received_ms, limits)
 
 
 def book_record(
@@ -113,7 +123,4 @@ def book_record(
         # Binance's /depth carries no timestamp: the book is as of when we received it
         "as_of_ms": _ms(raw.get("timestamp")) or received_ms, "received_ms": received_ms,
     }  # fmt: skip
-    try:
-        return BookTop(**book_fields(fields, now_ms=received_ms, limits=limits))
-    except InvalidRecord as exc:
-        return Rejection(symbol, exc.reason)
+    return _record(BookTop, book_fields, fields, received_ms, limits)

@@ -11,7 +11,6 @@ Kafka timestamp also bounds ``received_ms`` (``topics/_contract.py`` explains bo
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from topics import (
@@ -25,6 +24,7 @@ from topics import (
     symbol_key,
     ticker_fields,
 )
+from workers.agents._store import CandleSeries
 from workers.analytics import TickerView
 
 
@@ -36,14 +36,9 @@ class InvalidEvent(WarmfleetError):
         super().__init__(f"{kind}: {reason}")
 
 
-@dataclass(frozen=True, slots=True)
-class CandlesView:
-    exchange: str
-    symbol: str
-    timeframe: str
-    rows: list[list[float]]
-    as_of_ms: int
-    received_ms: int = 0
+#: a decoded ``market.ohlcv`` message is the candle series it polled (one shape for both:
+#: the store merges it as it comes)
+CandlesView = CandleSeries
 
 
 def _check_key(key: bytes | None, exchange: str, symbol: str) -> str:
@@ -113,11 +108,11 @@ def decode_candles(
     now_ms: int,
     timestamp_ms: int | None = None,
     limits: Limits = DEFAULT_LIMITS,
-) -> tuple[str, CandlesView]:
+) -> tuple[str, CandleSeries]:
     """``(table key, candles)`` from a ``market.ohlcv`` message."""
     fields = _checked(candles_fields, raw, now_ms, timestamp_ms, limits)
     exchange, symbol = fields["exchange"], fields["symbol"]
-    view = CandlesView(
+    view = CandleSeries(
         exchange, symbol, fields["timeframe"], fields["rows"], fields["as_of_ms"],
         fields["received_ms"],
     )  # fmt: skip

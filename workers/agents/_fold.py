@@ -3,44 +3,41 @@ not newer than the key's state, and keep the newest state per key (``Folded``)."
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 from aiokafka import ConsumerRecord
 
 from topics import Limits
 from workers.agents._decode import CandlesView, InvalidEvent
-from workers.agents._store import CandleSeries, SymbolStore, series_key
+from workers.agents._store import CandleSeries, Stamped, SymbolStore, series_key
 from workers.analytics import CandleState, TickerState
 
 #: the data types the stream writes, in the order of their writes in a batch
 WRITTEN = ("volatility", "signals", "tickers", "books", "candles")
 
 
-class _AsOf(Protocol):
-    @property
-    def as_of_ms(self) -> int: ...
-
-
-S = TypeVar("S", bound=_AsOf)
+S = TypeVar("S", bound=Stamped)
 D = TypeVar("D")
 
 
-def decoded_or_rejected(
+def accepted(
     decoder: Callable[..., D],
-    record: ConsumerRecord[bytes, bytes],
+    records: Iterable[ConsumerRecord[bytes, bytes]],
     now: int,
     limits: Limits,
     rejected: list[tuple[ConsumerRecord[bytes, bytes], InvalidEvent]],
-) -> D | None:
-    """``decoder``'s answer for ``record``, or None with the record put in ``rejected``."""
-    try:
-        return decoder(
-            record.key, record.value, now_ms=now, timestamp_ms=record.timestamp, limits=limits
-        )
-    except InvalidEvent as exc:
-        rejected.append((record, exc))
-        return None
+) -> Iterator[tuple[ConsumerRecord[bytes, bytes], D]]:
+    """The records ``decoder`` accepts, each with its answer; the others go to ``rejected``."""
+    for record in records:
+        try:
+            decoded = decoder(
+                record.key, record.value, now_ms=now, timestamp_ms=record.timestamp, limits=limits
+            )
+        except InvalidEvent as exc:
+            rejected.append((record, exc))
+            continue
+        yield record, decoded
 
 
 def newer(
@@ -94,11 +91,7 @@ def merge_series(
     if kept is not None and kept.as_of_ms > horizon:
         store.heal_series(skey)  # a state from the future never blocks
         kept = None
-    polled = CandleSeries(
-        cview.exchange, cview.symbol, cview.timeframe, cview.rows, cview.as_of_ms,
-        cview.received_ms,
-    )  # fmt: skip
-    if not polled.newer_than(kept):
+    if not cview.newer_than(kept):
         return False
-    folded.series[skey] = (polled.merged(kept), partition)
+    folded.series[skey] = (cview.merged(kept), partition)
     return True

@@ -21,9 +21,9 @@ later), and the symbol's next event goes on from there.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import orjson
 import structlog
@@ -34,6 +34,16 @@ from topics import DEFAULT_LIMITS, MARKET_OHLCV, MARKET_TICKERS, Limits, TopicSp
 from workers.analytics import CandleState, TickerState
 
 log = structlog.get_logger(__name__)
+
+
+class Stamped(Protocol):
+    """A table's state: every one carries the ``as_of`` it was computed at."""
+
+    @property
+    def as_of_ms(self) -> int: ...
+
+
+S = TypeVar("S", bound=Stamped)
 
 TICKS_CHANGELOG = TopicSpec(
     "warmfleet-agents-symbol-ticks-changelog", MARKET_TICKERS.partitions, None, True,
@@ -243,38 +253,39 @@ class SymbolStore:
         key = raw_key.decode("utf-8", "replace").strip('"')
         try:
             if tp.topic == self.ticks_changelog:
-                if value is None:
-                    self.ticks.pop(key, None)
-                    return
-                ticks = ticker_from(value)
-                if ticks.as_of_ms > self._horizon:
-                    # the key keeps the state read before it, if compaction left one
-                    self._healed(tp.topic, key, ticks.as_of_ms)
-                    return
-                self.ticks[key] = ticks
+                kept = self._restore(tp.topic, self.ticks, key, value, ticker_from)
             elif tp.topic == self.series_changelog:
                 if value is None:
-                    self.series.pop(key, None)
                     self.series_partition.pop(key, None)
-                    return
-                series = CandleSeries.from_bytes(value)
-                if series.as_of_ms > self._horizon:
-                    self._healed(tp.topic, key, series.as_of_ms)
-                    return
-                self.series[key] = series
-                self.series_partition[key] = tp.partition
+                if self._restore(tp.topic, self.series, key, value, CandleSeries.from_bytes):
+                    self.series_partition[key] = tp.partition
                 return
             else:
-                if value is None:
-                    self.candles.pop(key, None)
-                    return
-                candles = candles_from(value)
-                if candles.as_of_ms > self._horizon:
-                    self._healed(tp.topic, key, candles.as_of_ms)
-                    return
-                self.candles[key] = candles
+                kept = self._restore(tp.topic, self.candles, key, value, candles_from)
         except (orjson.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
             # a record this version cannot read: the next event of the key starts afresh
             log.warning("changelog_record_skipped", topic=tp.topic, key=key, error=str(exc))
             return
-        self.partition_of[key] = tp.partition
+        if kept:
+            self.partition_of[key] = tp.partition
+
+    def _restore(
+        self,
+        topic: str,
+        table: dict[str, S],
+        key: str,
+        value: bytes | None,
+        load: Callable[[bytes], S],
+    ) -> bool:
+        """Put ``key``'s changelog ``value`` into ``table`` (None: the key was deleted);
+        False when nothing was kept: deleted, or healed (a state from the future: the key
+        keeps the state read before it, if compaction left one)."""
+        if value is None:
+            table.pop(key, None)
+            return False
+        state = load(value)
+        if state.as_of_ms > self._horizon:
+            self._healed(topic, key, state.as_of_ms)
+            return False
+        table[key] = state
+        return True

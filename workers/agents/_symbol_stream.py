@@ -31,7 +31,6 @@ Delivery is at-least-once with exactly-once effects:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import time
 from collections import deque
@@ -58,9 +57,10 @@ from topics import (
 )
 from topics.kafka import start_producer
 from topics.records import DeadLetter, SymbolAnalysis
+from topics.tasks import cancel_and_wait
 from workers.agents._deadletter import count_dead_letter, dead_letter
 from workers.agents._decode import InvalidEvent, decode_book, decode_candles, decode_ticker
-from workers.agents._fold import WRITTEN, Folded, decoded_or_rejected, merge_series, newer
+from workers.agents._fold import WRITTEN, Folded, accepted, merge_series, newer
 from workers.agents._metrics import (
     EVENTS,
     LAG,
@@ -187,10 +187,7 @@ class SymbolStream(mode.Service):
     async def on_stop(self) -> None:
         # before mode cancels anything: let the batch in flight finish, then commit it
         self._stopping = True
-        if self._refill_task is not None:
-            self._refill_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refill_task
+        await cancel_and_wait(self._refill_task)
         if self._loop_task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._loop_task), timeout=30)
@@ -273,11 +270,9 @@ class SymbolStream(mode.Service):
             EVENTS.labels(tp.topic).inc(len(records))
             stale = 0
             if tp.topic == tickers_topic:
-                for record in records:
-                    ticker = decoded_or_rejected(decode_ticker, record, now, limits, rejected)
-                    if ticker is None:
-                        continue
-                    key, view, document = ticker
+                for record, (key, view, document) in accepted(
+                    decode_ticker, records, now, limits, rejected
+                ):
                     fold, state = newer(
                         key, view.as_of_ms, ticks, store.ticks, store.heal_ticks, horizon
                     )
@@ -289,11 +284,9 @@ class SymbolStream(mode.Service):
                     folded.documents[key] = document
                     partition_of[key] = tp.partition
             elif tp.topic == ohlcv_topic:
-                for record in records:
-                    decoded = decoded_or_rejected(decode_candles, record, now, limits, rejected)
-                    if decoded is None:
-                        continue
-                    key, cview = decoded
+                for record, (key, cview) in accepted(
+                    decode_candles, records, now, limits, rejected
+                ):
                     merged = merge_series(folded, store, cview, tp.partition, horizon)
                     fold, previous = newer(
                         key, cview.as_of_ms, candles, store.candles, store.heal_candles, horizon
@@ -309,11 +302,9 @@ class SymbolStream(mode.Service):
                     else:
                         stale += 1
             elif tp.topic == books_topic:
-                for record in records:
-                    book = decoded_or_rejected(decode_book, record, now, limits, rejected)
-                    if book is None:
-                        continue
-                    key, document, as_of = book
+                for record, (key, document, as_of) in accepted(
+                    decode_book, records, now, limits, rejected
+                ):
                     held = books.get(key)
                     newest = held[1] if held is not None else store.books.get(key)
                     if newest is not None and as_of <= newest <= horizon:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+
+from workers.analytics._table import TableValue
 
 RSI_PERIOD = 14
 ATR_PERIOD = 14
@@ -19,7 +20,7 @@ EMA_SLOW = 26
 
 
 @dataclass(frozen=True, slots=True)
-class CandleState:
+class CandleState(TableValue):
     """The latest candle indicators of a symbol (a table value)."""
 
     exchange: str
@@ -33,14 +34,6 @@ class CandleState:
     rows: int
     as_of_ms: int
     observations: int
-
-    def to_dict(self) -> dict[str, Any]:
-        # not dataclasses.asdict: that deep-copies every field, and this runs per event
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CandleState:
-        return cls(**data)
 
 
 def ema(values: Sequence[float], span: int) -> float | None:

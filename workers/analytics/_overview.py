@@ -24,6 +24,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from workers.analytics._table import TableValue
+
 TOP_N = 5
 ALL = "all"
 #: no real market moves 100 % per observation: a larger figure counts as this much
@@ -32,7 +34,7 @@ USD_QUOTES = frozenset({"USD", "USDT", "USDC", "BUSD", "FDUSD", "TUSD", "DAI", "
 
 
 @dataclass(frozen=True, slots=True)
-class OverviewRow:
+class OverviewRow(TableValue):
     """One symbol's contribution to the overview."""
 
     exchange: str
@@ -44,14 +46,6 @@ class OverviewRow:
     volatility: float
     returns: int
     as_of_ms: int
-
-    def to_dict(self) -> dict[str, Any]:
-        # not dataclasses.asdict: that deep-copies every field, and this runs per event
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> OverviewRow:
-        return cls(**data)
 
 
 def quote_of(symbol: str) -> str:

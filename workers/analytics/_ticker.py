@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+
+from workers.analytics._table import TableValue
 
 #: RiskMetrics decay for the EWMA variance of log returns (per observation)
 VOL_LAMBDA = 0.94
@@ -38,7 +39,7 @@ class TickerView:
 
 
 @dataclass(frozen=True, slots=True)
-class TickerState:
+class TickerState(TableValue):
     """What the fleet remembers per symbol between tickers (a table value)."""
 
     exchange: str
@@ -60,14 +61,6 @@ class TickerState:
     def volatility(self) -> float:
         """EWMA standard deviation of log returns, per observation (0.01 = 1 %)."""
         return math.sqrt(self.variance)
-
-    def to_dict(self) -> dict[str, Any]:
-        # not dataclasses.asdict: that deep-copies every field, and this runs per event
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TickerState:
-        return cls(**data)
 
 
 def log_return(previous: float, last: float) -> float:
