@@ -264,8 +264,8 @@ def main() -> int:
                 "reader",
                 "--port",
                 str(ports[name]),
-                "--workers",
-                str(args.workers),
+                # an older checkout's reader may predate --workers: one worker is the default
+                *(("--workers", str(args.workers)) if args.workers != 1 else ()),
             ],
             env=env,
             cwd=cwd,
