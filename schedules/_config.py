@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from schedules._calendar import INTERVAL_TYPES, WEEKDAYS, Phase, PhaseCalendar, Sessions
 from topics import POLLED, ConfigError, DataType
+from topics.settings import Rule, check
 
 #: the packaged default, used when ``WARMFLEET_PHASES`` is not set
 DEFAULT_PATH = Path(__file__).with_name("phases.toml")
@@ -163,12 +164,12 @@ def _known(table: Mapping[str, Any], prefix: str, allowed: set[str]) -> None:
             )
 
 
+_SECONDS = Rule(low=0, high=math.inf, problem="must be a positive number of seconds", above=True)
+
+
 def _positive(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(name, value, "must be a positive number of seconds")
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(name, value, "must be a positive number of seconds")
-    return float(value)
+    check(name, value, _SECONDS)  # the settings' one rule check (topics.settings)
+    return float(value)  # type: ignore[arg-type]  # check allowed only int | float
 
 
 def _timezone(value: object) -> ZoneInfo:
