@@ -44,6 +44,8 @@ log = structlog.get_logger(__name__)
 
 #: complete requests one connection may have queued behind the one being answered
 PIPELINE = 16
+#: a refused client's bytes are read and dropped this long before the socket closes
+LINGER_S = 2.0
 #: ``HTTP/1.1 <code> <phrase>\r\n``, built once
 STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus}
 _NO_LENGTH = frozenset((204, 304))  # RFC 9110 8.6: no Content-Length of an empty body
@@ -134,11 +136,14 @@ class Connection(asyncio.Protocol):
         self.current: Scope | None = None  # the request being answered
         self.answered = False
         self.closing = False  # no more requests: close once the current one is answered
+        self.refusal: tuple[int, list[tuple[str, str]], bytes] | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.write_paused = False
         self.read_paused = False
         self.in_head = True  # the next bytes belong to a request head
-        self.head_bytes = 0
+        self.head_bytes = 0  # the head's URL and whole header lines so far
+        self.raw_head = 0  # the reads an incomplete head has spanned
+        self.begun = 0  # messages begun: tells a new head from the same one
         self.body_bytes = 0
         self.url = b""
         self.pairs: list[tuple[str, str]] = []
@@ -159,10 +164,7 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return  # a request asked to close, or we refused one: the rest is not read
-        if self.in_head:
-            self.head_bytes += len(data)  # the coarse bound: a head httptools still buffers
-            if self.head_bytes > self.server.limits.buffer_bytes:
-                return self._refuse(431, "headers_too_large", self._head_detail())
+        spanning, begun = self.in_head, self.begun
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -172,9 +174,19 @@ class Connection(asyncio.Protocol):
             if refused is not None:
                 return self._refuse(refused.status, refused.kind, refused.detail)
             return self._refuse(400, "bad_request", f"not an HTTP/1.1 request: {exc}")
+        if self.in_head and spanning and begun == self.begun:
+            # the same head, still incomplete after another read: what httptools holds of
+            # it (a header line it has not finished) is bounded here, to a read more
+            self.raw_head += len(data)
+            if self.raw_head > self.server.limits.buffer_bytes:
+                return self._refuse(431, "headers_too_large", self._head_detail())
+        else:
+            self.raw_head = 0
         self._next()
 
     def eof_received(self) -> bool | None:
+        if self.closing and self.current is None and not self.queue:
+            return None  # refused (lingering) or done: close now
         self.closing = True  # the client sends no more: answer what it sent, then close
         if self.current is None and not self.queue:
             return None  # the transport closes
@@ -193,6 +205,7 @@ class Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.in_head, self.url, self.pairs, self.body_bytes = True, b"", [], 0
+        self.head_bytes, self.begun = 0, self.begun + 1
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -288,6 +301,10 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
+        if self.refusal is not None:  # refused while this one was answered: now say so
+            self._write(self.refusal, close=True)
+            self._linger()
+            return
         if not scope.keep_alive or (self.closing and not self.queue):
             transport.close()
             return
@@ -301,10 +318,27 @@ class Connection(asyncio.Protocol):
         """Answer a request the parser or the limits refused, then close the connection."""
         self.closing = True
         self.queue.clear()
-        if self.current is None:  # else the answer in flight goes out first, then close
-            self._write(_error(status, kind, detail), close=True)
-            if self.transport is not None:
-                self.transport.close()
+        self.refusal = _error(status, kind, detail)
+        if self.current is None:  # else the answer in flight goes out first (``_done``)
+            self._write(self.refusal, close=True)
+            self._linger()
+
+    def _linger(self) -> None:
+        """Close after the client stops sending (or ``LINGER_S``): closing a socket with
+        unread bytes sends a reset, which can destroy the answer before the client reads
+        it. Meanwhile what arrives is discarded (``closing``)."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()  # the answer, then our FIN
+        if self.read_paused:
+            self.read_paused = False
+            transport.resume_reading()
+        self._disarm()
+        self.timer = self.loop.call_later(LINGER_S, transport.close)
 
     def _write(self, answer: tuple[int, list[tuple[str, str]], bytes], *, close: bool) -> None:
         status, headers, body = answer
