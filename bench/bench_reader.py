@@ -252,6 +252,47 @@ async def task_cost(n: int, passes: int = 7) -> tuple[float, float]:
     return statistics.median(costs["task"]), statistics.median(costs["send"])
 
 
+async def wake_cost(passes: int = 5, batch: int = 32) -> tuple[float, float]:
+    """µs of loop work per request to run a (trivial) handler: a new Task per request, as
+    the native server first did, and waking a connection's parked task with a future, as it
+    does now (``readers._http.Connection._serve``). Medians: (new task, wake)."""
+    loop = asyncio.get_running_loop()
+    rounds = 100_000 // batch * batch
+
+    async def handler() -> None:
+        return None
+
+    waiters: list[asyncio.Future[None]] = []
+
+    async def worker(i: int) -> None:
+        while True:
+            waiters[i] = loop.create_future()
+            await waiters[i]
+            await handler()
+
+    costs: dict[str, list[float]] = {"task": [], "wake": []}
+    for _ in range(passes):
+        cpu = time.process_time()
+        for _ in range(rounds // batch):
+            tasks = [loop.create_task(handler()) for _ in range(batch)]
+            await asyncio.sleep(0)
+            del tasks
+        costs["task"].append((time.process_time() - cpu) / rounds * 1e6)
+        waiters[:] = [loop.create_future() for _ in range(batch)]
+        workers = [loop.create_task(worker(i)) for i in range(batch)]
+        await asyncio.sleep(0)
+        cpu = time.process_time()
+        for _ in range(rounds // batch):
+            for waiter in waiters:
+                waiter.set_result(None)
+            await asyncio.sleep(0)
+        costs["wake"].append((time.process_time() - cpu) / rounds * 1e6)
+        for task in workers:
+            task.cancel()
+        await asyncio.sleep(0)
+    return statistics.median(costs["task"]), statistics.median(costs["wake"])
+
+
 def sample_cost(connections: int, samples: int = 10) -> tuple[float, float]:
     """The connection watcher's sample (``readers._connections``, once a second in a thread
     that takes the GIL between its system calls), ms per sample, median: (the reader's own
@@ -345,6 +386,9 @@ def main() -> int:
     asyncio.run(warm(args.keys, memcached, redis))
     inproc_us = asyncio.run(app_cost(args.keys, redis))
     task_us = asyncio.run(task_cost(args.keys))
+    import uvloop
+
+    wake_us = uvloop.run(wake_cost())
     sample_ms = sample_cost(args.connections)
     tmp = Path(tempfile.mkdtemp(prefix="bench-reader-"))
     script = tmp / "paths.lua"
@@ -438,6 +482,10 @@ def main() -> int:
     print(
         f"  a Task per hot request vs driving the coroutine (coro.send, in process, L1 hits): "
         f"{task_us[0]:.2f} vs {task_us[1]:.2f} us ({task_us[0] - task_us[1]:.2f} us a request)"
+    )
+    print(
+        f"  a new Task per request vs waking the connection's parked task (uvloop, 32 in "
+        f"flight, trivial handler): {wake_us[0]:.2f} vs {wake_us[1]:.2f} us a request"
     )
     return 0
 

@@ -3,7 +3,7 @@
 It serves an RSGI-shaped app (``ReaderApp``: ``__rsgi_init__``, ``__rsgi__(scope, proto)``,
 ``__rsgi_del__``) the way granian did, without granian's two threads and their hand-off per
 request (docs/reader.md, "Server choice"): the request is parsed by httptools
-(llhttp, the parser uvicorn uses) inside the event loop, the app runs as one task per request,
+(llhttp, the parser uvicorn uses) inside the event loop, the app runs in one task per connection,
 and its answer leaves in one ``transport.write``.
 
 Per connection, requests are answered one at a time and in order (pipelined ones queue, at
@@ -134,6 +134,8 @@ class Connection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.queue: collections.deque[Scope] = collections.deque()
         self.current: Scope | None = None  # the request being answered
+        self.worker: asyncio.Task[None] | None = None  # answers them (``_serve``)
+        self.waiter: asyncio.Future[None] | None = None  # the worker waits for a request
         self.answered = False
         self.closing = False  # no more requests: close once the current one is answered
         self.refusal: tuple[int, list[tuple[str, str]], bytes] | None = None
@@ -161,6 +163,8 @@ class Connection(asyncio.Protocol):
         self._cancel_linger()
         self.closing = True
         self.queue.clear()
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)  # the idle worker wakes, sees closing, ends
         self.server.connection_closed(self)
 
     def data_received(self, data: bytes) -> None:
@@ -257,22 +261,43 @@ class Connection(asyncio.Protocol):
     # ---- answering ------------------------------------------------------------------
 
     def _next(self) -> None:
-        """Start the next queued request, if none is being answered."""
+        """Have the connection's task answer the next queued request, if it is idle."""
         if self.current is not None or self.write_paused or not self.queue:
             return
-        scope = self.current = self.queue.popleft()
-        self.answered = False
-        self._reading()
-        self.loop.create_task(self._run(scope))
+        if self.worker is None:
+            self.worker = self.loop.create_task(self._serve())
+        elif self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
 
-    async def _run(self, scope: Scope) -> None:
-        try:
-            await self.server.app.__rsgi__(scope, self)
-        except Exception:  # ReaderApp never raises; another app might
-            log.exception("reader_app_failed", path=scope.path)
-        if not self.answered:
-            self._write(_error(500, "internal", "the reader failed; see its log"), close=True)
-        self._done(scope)
+    async def _serve(self) -> None:
+        """The connection's one task: its requests, one at a time. The cache needs a task
+        around a request (``tiers._deadline`` reads ``current_task()``; one request at a
+        time per task), but not a new one each time: waking a parked task costs 1.4 us of
+        loop work against 2.0 us for creating one (asyncio's weak set of all tasks is
+        Python code) — ``bench_reader.py`` prints both."""
+        app, queue, loop = self.server.app, self.queue, self.loop
+        while True:
+            while not queue or self.write_paused:
+                if self.closing and not queue:
+                    return
+                self.waiter = loop.create_future()
+                try:
+                    await self.waiter
+                finally:
+                    self.waiter = None
+            scope = self.current = queue.popleft()
+            self.answered = False
+            self._reading()
+            try:
+                await app.__rsgi__(scope, self)
+            except Exception:  # ReaderApp never raises; another app might
+                log.exception("reader_app_failed", path=scope.path)
+            if not self.answered:
+                self._write(_error(500, "internal", "the reader failed; see its log"), close=True)
+            self._done(scope)
+            transport = self.transport
+            if transport is None or transport.is_closing():
+                return
 
     def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         """The app's answer to the current request: one write, the head and the body."""
