@@ -208,3 +208,31 @@ def test_without_uvloop_the_loop_is_asyncios_and_says_so(
     loop = new_event_loop()
     assert type(loop).__module__.startswith("uvloop")
     loop.close()
+
+
+async def test_the_connection_gauge_is_the_native_servers_own_count(
+    cache: MultiTierCache, prefix: str
+) -> None:
+    """Under the native server the watcher asks the server (no /proc sample): the gauge
+    ``warmfleet_reader_open_connections`` follows the connections the server holds."""
+    from readers._metrics import STATS
+
+    app = create_app(cache, key_prefix=prefix, watch_port=0)
+    async with native(app) as server:
+        held = [await connect(server) for _ in range(3)]
+        reader, writer = await connect(server)
+        deadline = time.monotonic() + 5
+        while STATS.open_connections != 4:  # sampled once a second
+            assert time.monotonic() < deadline, STATS.open_connections
+            await asyncio.sleep(0.1)
+        assert STATS.connection_cap == server.cap
+        writer.write(request("/metrics"))
+        metrics = (await read_response(reader)).body.decode()
+        assert "warmfleet_reader_open_connections 4.0" in metrics
+        for _, held_writer in held:
+            held_writer.close()
+        deadline = time.monotonic() + 5
+        while STATS.open_connections != 1:
+            assert time.monotonic() < deadline, STATS.open_connections
+            await asyncio.sleep(0.1)
+        writer.close()
