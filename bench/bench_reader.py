@@ -2,14 +2,19 @@
 
 nginx (one worker, Debian nginx-light) serves a static file of exactly the size of the
 reader's warm answer: the machine's HTTP ceiling. The reader (`warmfleet reader`, a
-separate process) serves 100 hot ticker keys warmed in Memcached and Redis. wrk (one
-thread) cycles over the same paths against both, alternating, for several rounds; the
-benchmark prints RPS, p50, p95 and p99 per round, the medians, and the ratio of the medians
-(and the median of per-round ratios). Optionally a bare aiohttp handler as a third baseline.
-wrk and nginx-light are installed with apt-get on first use.
+separate process) serves 100 hot ticker keys warmed in Memcached and Redis, on its native
+server ("reader") and on granian ("reader granian", `--server granian`). Beside them, in the
+same rounds: a bare granian RSGI handler and the native server with a bare handler (both
+answering constant bytes: each server's own ceiling for a Python app), optionally a bare
+aiohttp handler and a bare uvicorn ASGI app (`--uvicorn PYTHON`: a Python that has uvicorn;
+it is not a project dependency). wrk (one thread) cycles over the same paths against each,
+for several rounds; the benchmark prints RPS, p50, p95 and p99 per round, the medians, the
+ratios of the medians (and the median of per-round ratios), the server CPU per request,
+and the goal lines. wrk and nginx-light are installed with apt-get on first use.
 
     .venv/bin/python bench/bench_reader.py [--rounds 5] [--seconds 8] [--keys 100]
-        [--connections 32] [--workers 1] [--aiohttp] [--granian] [--pin] [--against DIR]
+        [--connections 32] [--workers 1] [--aiohttp] [--no-granian] [--no-reader-granian]
+        [--uvicorn PYTHON] [--pin] [--against DIR]
 
 ``--against DIR`` also runs the reader of another checkout (``DIR/.venv/bin/python -m
 workers.cli reader``, e.g. main before a change) in the same rounds, as "reader@DIR": a
@@ -81,6 +86,46 @@ BARE_GRANIAN = textwrap.dedent(
         Server("bare_granian:app", address="127.0.0.1", port=int(sys.argv[1]),
                interface=Interfaces.RSGI, http=HTTPModes.http1, loop=Loops.uvloop,
                websockets=False, log_level="warning").serve()
+    """
+)
+
+
+BARE_NATIVE = textwrap.dedent(
+    """
+    import asyncio, sys
+    from readers._http import NativeServer, new_event_loop
+    from readers._limits import ReaderLimits
+    BODY = open(sys.argv[2], "rb").read()
+    HEADERS = [("content-type", "application/json"), ("etag", '"abc"'), ("age", "3"),
+               ("cache-control", "public, max-age=15, stale-while-revalidate=3600, "
+                                 "stale-if-error=3600")]
+    class App:
+        def __rsgi_init__(self, loop): pass
+        def __rsgi_del__(self, loop): pass
+        async def __rsgi__(self, scope, proto):
+            proto.response_bytes(200, HEADERS, BODY)
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    server = NativeServer(App(), "127.0.0.1", int(sys.argv[1]), ReaderLimits())
+    loop.run_until_complete(server.start())
+    loop.run_forever()
+    """
+)
+
+BARE_UVICORN = textwrap.dedent(
+    """
+    import sys, uvicorn
+    BODY = open(sys.argv[2], "rb").read()
+    HEADERS = [(b"content-type", b"application/json"), (b"etag", b'"abc"'), (b"age", b"3"),
+               (b"cache-control", b"public, max-age=15, stale-while-revalidate=3600, "
+                                  b"stale-if-error=3600")]
+    START = {"type": "http.response.start", "status": 200, "headers": HEADERS}
+    END = {"type": "http.response.body", "body": BODY}
+    async def app(scope, receive, send):
+        await send(START)
+        await send(END)
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), loop="uvloop", http="httptools",
+                log_level="warning", access_log=False, lifespan="off")
     """
 )
 
@@ -163,6 +208,91 @@ async def app_cost(n: int, redis: str, passes: int = 7) -> float:
     return statistics.median(costs)
 
 
+async def task_cost(n: int, passes: int = 7) -> tuple[float, float]:
+    """µs per hot request of ``ReaderApp.__rsgi__`` (L1 hits, no HTTP), run as the native
+    server runs it — a Task per request, 32 in flight, one loop pass — and driven directly
+    with ``coro.send(None)`` (an L1 hit finishes without suspending). Medians: (task, send).
+    The difference is what a Task-free fast path could save; it is not taken, because the
+    cache's L2/L3 path needs ``asyncio.current_task()`` before it first suspends."""
+    from readers import create_app
+
+    cache = MultiTierCache.from_urls("memory://?max_entries=5000", invalidation_channel=None)
+    now = int(time.time() * 1000)
+    for sym in symbols(n):
+        key = key_for("tickers", "binance", sym, prefix=PREFIX + "task")
+        value = {"exchange": "binance", "symbol": sym, "last": 64000.5, "bid": 64000.0}
+        await cache.set(key, value, data_type="tickers", as_of=now, warm_interval=3600)
+    app = create_app(cache, key_prefix=PREFIX + "task")
+    scopes = [_Scope(f"/v2/tickers/binance/{s.replace('/', '-')}") for s in symbols(n)]
+    sink, size, rounds, batch = _Sink(), len(scopes), 20_000, 32
+    for scope in scopes:
+        await app.__rsgi__(scope, sink)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    costs: dict[str, list[float]] = {"task": [], "send": []}
+    for _ in range(passes):
+        cpu = time.process_time()
+        for i in range(0, rounds, batch):
+            tasks = [
+                loop.create_task(app.__rsgi__(scopes[(i + j) % size], sink))  # type: ignore[arg-type]
+                for j in range(batch)
+            ]
+            await asyncio.sleep(0)  # one loop pass: each task runs to its end
+            assert all(t.done() for t in tasks)
+        costs["task"].append((time.process_time() - cpu) / rounds * 1e6)
+        cpu = time.process_time()
+        for i in range(rounds):
+            coro = app.__rsgi__(scopes[i % size], sink)  # type: ignore[arg-type]
+            try:
+                coro.send(None)
+            except StopIteration:
+                continue
+            raise AssertionError("an L1 hit suspended")
+        costs["send"].append((time.process_time() - cpu) / rounds * 1e6)
+    await cache.close()
+    return statistics.median(costs["task"]), statistics.median(costs["send"])
+
+
+async def wake_cost(passes: int = 5, batch: int = 32) -> tuple[float, float]:
+    """µs of loop work per request to run a (trivial) handler: a new Task per request, as
+    the native server first did, and waking a connection's parked task with a future, as it
+    does now (``readers._http.Connection._serve``). Medians: (new task, wake)."""
+    loop = asyncio.get_running_loop()
+    rounds = 100_000 // batch * batch
+
+    async def handler() -> None:
+        return None
+
+    waiters: list[asyncio.Future[None]] = []
+
+    async def worker(i: int) -> None:
+        while True:
+            waiters[i] = loop.create_future()
+            await waiters[i]
+            await handler()
+
+    costs: dict[str, list[float]] = {"task": [], "wake": []}
+    for _ in range(passes):
+        cpu = time.process_time()
+        for _ in range(rounds // batch):
+            tasks = [loop.create_task(handler()) for _ in range(batch)]
+            await asyncio.sleep(0)
+            del tasks
+        costs["task"].append((time.process_time() - cpu) / rounds * 1e6)
+        waiters[:] = [loop.create_future() for _ in range(batch)]
+        workers = [loop.create_task(worker(i)) for i in range(batch)]
+        await asyncio.sleep(0)
+        cpu = time.process_time()
+        for _ in range(rounds // batch):
+            for waiter in waiters:
+                waiter.set_result(None)
+            await asyncio.sleep(0)
+        costs["wake"].append((time.process_time() - cpu) / rounds * 1e6)
+        for task in workers:
+            task.cancel()
+        await asyncio.sleep(0)
+    return statistics.median(costs["task"]), statistics.median(costs["wake"])
+
+
 def sample_cost(connections: int, samples: int = 10) -> tuple[float, float]:
     """The connection watcher's sample (``readers._connections``, once a second in a thread
     that takes the GIL between its system calls), ms per sample, median: (the reader's own
@@ -228,6 +358,18 @@ def main() -> int:
         help="a bare granian RSGI handler (constant bytes): the ceiling of a Python RSGI app",
     )
     parser.add_argument(
+        "--reader-granian",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the reader on granian too (warmfleet reader --server granian)",
+    )
+    parser.add_argument(
+        "--uvicorn",
+        metavar="PYTHON",
+        help="also a bare ASGI app on uvicorn --loop uvloop --http httptools, run by this "
+        "Python (one that has uvicorn installed)",
+    )
+    parser.add_argument(
         "--against",
         type=Path,
         help="also the reader of this checkout (its .venv), same rounds: before/after",
@@ -243,6 +385,10 @@ def main() -> int:
     redis = os.environ.get("WARMFLEET_REDIS_URL", "redis://127.0.0.1:6379/0")
     asyncio.run(warm(args.keys, memcached, redis))
     inproc_us = asyncio.run(app_cost(args.keys, redis))
+    task_us = asyncio.run(task_cost(args.keys))
+    import uvloop
+
+    wake_us = uvloop.run(wake_cost())
     sample_ms = sample_cost(args.connections)
     tmp = Path(tempfile.mkdtemp(prefix="bench-reader-"))
     script = tmp / "paths.lua"
@@ -250,11 +396,16 @@ def main() -> int:
     env = {**os.environ, "WARMFLEET_KEY_PREFIX": PREFIX, "WARMFLEET_LOG_LEVEL": "WARNING",
            "WARMFLEET_MEMCACHED_URL": memcached, "WARMFLEET_REDIS_URL": redis}  # fmt: skip
     ports = {"nginx": free_port(), "reader": free_port()}
-    readers = {"reader": (sys.executable, None)}
+    readers: dict[str, tuple[str, Path | None, tuple[str, ...]]] = {
+        "reader": (sys.executable, None, ())
+    }
+    if args.reader_granian:
+        ports["reader granian"] = free_port()
+        readers["reader granian"] = (sys.executable, None, ("--server", "granian"))
     if args.against is not None:
         tree = args.against.resolve()
         ports[f"reader@{tree.name}"] = free_port()
-        readers[f"reader@{tree.name}"] = (str(tree / ".venv" / "bin" / "python"), tree)
+        readers[f"reader@{tree.name}"] = (str(tree / ".venv" / "bin" / "python"), tree, ())
     procs = {
         name: subprocess.Popen(
             [
@@ -266,11 +417,12 @@ def main() -> int:
                 str(ports[name]),
                 # an older checkout's reader may predate --workers: one worker is the default
                 *(("--workers", str(args.workers)) if args.workers != 1 else ()),
+                *extra,
             ],
             env=env,
             cwd=cwd,
         )
-        for name, (python, cwd) in readers.items()
+        for name, (python, cwd, extra) in readers.items()
     }
     try:
         for name in readers:
@@ -278,15 +430,22 @@ def main() -> int:
         body = fetch(f"http://127.0.0.1:{ports['reader']}/v2/tickers/binance/S000-USDT")
         procs["nginx"] = start_nginx(tmp, ports["nginx"], body)
         (tmp / "body.bin").write_bytes(body)
-        for name, wanted, source in (("bare aiohttp", args.aiohttp, BARE),
-                                     ("bare granian", args.granian, BARE_GRANIAN)):  # fmt: skip
+        root = Path(__file__).resolve().parents[1]
+        for name, wanted, source, python in (
+            ("bare aiohttp", args.aiohttp, BARE, sys.executable),
+            ("bare granian", args.granian, BARE_GRANIAN, sys.executable),
+            ("bare native", True, BARE_NATIVE, sys.executable),
+            ("bare uvicorn", args.uvicorn is not None, BARE_UVICORN, args.uvicorn),
+        ):
             if not wanted:
                 continue
             ports[name] = free_port()
             program = tmp / f"{name.replace(' ', '_')}.py"  # bare_granian.py: its module name
             program.write_text(source)
             procs[name] = subprocess.Popen(
-                [sys.executable, str(program), str(ports[name]), str(tmp / "body.bin")], cwd=tmp
+                [python, str(program), str(ports[name]), str(tmp / "body.bin")],
+                cwd=tmp,
+                env={**os.environ, "PYTHONPATH": str(root)},  # bare native imports readers
             )
         for port in ports.values():
             wait_port(port)
@@ -314,12 +473,20 @@ def main() -> int:
                 cpu_us = (cpu_seconds(procs[name].pid) - before) / load.requests * 1e6
                 load = replace(load, cpu_us=cpu_us)
                 results[name].append(load)
-                print(f"round {r + 1} {name:<13} {figures(load)}", flush=True)
+                print(f"round {r + 1} {name:<14} {figures(load)}", flush=True)
     finally:
         for proc in procs.values():
             proc.terminate()
             proc.wait(10)
     report(results, args, inproc_us, sample_ms)
+    print(
+        f"  a Task per hot request vs driving the coroutine (coro.send, in process, L1 hits): "
+        f"{task_us[0]:.2f} vs {task_us[1]:.2f} us ({task_us[0] - task_us[1]:.2f} us a request)"
+    )
+    print(
+        f"  a new Task per request vs waking the connection's parked task (uvloop, 32 in "
+        f"flight, trivial handler): {wake_us[0]:.2f} vs {wake_us[1]:.2f} us a request"
+    )
     return 0
 
 
@@ -336,7 +503,7 @@ def report(
         for name, loads in results.items()
     }
     for name, load in med.items():
-        print(f"  {name:<13} {figures(load)}")
+        print(f"  {name:<14} {figures(load)}")
     per_round = [r.rps / n.rps for r, n in zip(results["reader"], results["nginx"], strict=True)]
     ratio = med["reader"].rps / med["nginx"].rps
     print(
@@ -345,14 +512,14 @@ def report(
     )
     cpu = med["reader"].cpu_us / med["nginx"].cpu_us
     print(
-        f"  reader / nginx server CPU per request: {cpu:.2f}x (granian spreads its share over "
-        "a Rust and a Python thread; nginx is one process)"
+        f"  reader / nginx server CPU per request: {cpu:.2f}x (the native reader is one "
+        "thread; granian spreads its share over a Rust and a Python thread)"
     )
     for other in med:
         if other not in ("nginx", "reader"):
             print(f"  {other} / nginx: {med[other].rps / med['nginx'].rps:.2f}x")
     for other in med:  # the same-run comparisons that survive a busy machine
-        if other.startswith("reader@") or other == "bare granian":
+        if other.startswith("reader@") or other in ("bare granian", "reader granian"):
             rounds = [r.rps / o.rps for r, o in zip(results["reader"], results[other], strict=True)]
             print(
                 f"  reader / {other}: throughput {med['reader'].rps / med[other].rps:.2f}x "
@@ -368,6 +535,7 @@ def report(
             if "bare granian" in med
             else ""
         )
+        + f"; the bare native server's: {med['bare native'].cpu_us:.1f} us"
     )
     print(
         f"  connection watcher's sample, once a second: {sample_ms[0]:.1f} ms (own sockets), "
@@ -389,15 +557,6 @@ def report(
         print(
             "  NOTE: the machine was busy: trust the CPU-per-request and same-run ratios over req/s"
         )
-
-
-def _tcp_sockets() -> int:
-    try:
-        return sum(
-            len(Path(t).read_bytes().splitlines()) - 1 for t in ("/proc/net/tcp", "/proc/net/tcp6")
-        )
-    except OSError:
-        return -1
 
 
 def _tcp_sockets() -> int:

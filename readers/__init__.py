@@ -1,4 +1,5 @@
-"""HTTP reader API over ``MultiTierCache``, served by granian (RSGI)."""
+"""HTTP reader API over ``MultiTierCache``, served by its own HTTP/1.1 server (asyncio +
+httptools on uvloop, ``readers._http``) or by granian (``--server granian``)."""
 
 from __future__ import annotations
 

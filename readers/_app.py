@@ -191,6 +191,12 @@ class ReaderApp:
         self._openapi = orjson.dumps(openapi_document())
         self._tasks: list[asyncio.Task[None]] = []
         self._max_header_bytes = self.limits.max_header_bytes  # ReaderLimits is frozen
+        self._counter: tuple[Callable[[], int], int] | None = None
+
+    def count_connections_with(self, counter: Callable[[], int], cap: int) -> None:
+        """The server counts its own connections (``readers._http``): the watcher asks it
+        rather than sampling the process's sockets. Called before ``__rsgi_init__``."""
+        self._counter = (counter, cap)
 
     # ---- RSGI -----------------------------------------------------------------------
 
@@ -199,8 +205,12 @@ class ReaderApp:
         # worker's life: out of the collector's generations, full collections stay short
         gc.freeze()
         if self.watch_port is not None:
-            cap = usable_connections(self.limits.max_connections)  # what granian was given
-            watch = ConnectionWatch(self.watch_port, cap, STATS)
+            if self._counter is not None:
+                counter, cap = self._counter
+                watch = ConnectionWatch(self.watch_port, cap, STATS, counter=counter)
+            else:
+                cap = usable_connections(self.limits.max_connections)  # what granian was given
+                watch = ConnectionWatch(self.watch_port, cap, STATS)
             self._tasks.append(loop.create_task(watch.run()))
         if isinstance(self.origins, OriginWatch):
             self._tasks.append(loop.create_task(self.origins.run()))

@@ -1,7 +1,9 @@
 """Watch this worker's client connections: a gauge, and a log line when the cap is reached.
 
-The cap itself is enforced by the HTTP layer (granian's per-worker connection semaphore:
-past it, the worker stops accepting). It cannot tell us when that happens, so each worker
+The cap itself is enforced by the HTTP layer (the accept loop's semaphore of the native
+server, ``readers._http``; granian's per-worker connection semaphore): past it, the worker
+stops accepting. The native server knows its connections, so the watcher asks it (``counter``:
+a ``len``, once a second, in the loop). Granian cannot tell us, so under granian each worker
 samples its own sockets (this process's TCP sockets on the reader's port) about once a
 second. The sample costs time in proportion to the worker's own sockets, so when it gets
 slow (a flood of connections) the watcher samples less often.
@@ -20,6 +22,7 @@ import asyncio
 import os
 import socket
 import time
+from collections.abc import Callable
 
 import psutil
 import structlog
@@ -77,9 +80,16 @@ _INET = (socket.AF_INET, socket.AF_INET6)
 
 class ConnectionWatch:
     def __init__(
-        self, port: int, cap: int, stats: RequestStats, *, interval_s: float = 1.0
+        self,
+        port: int,
+        cap: int,
+        stats: RequestStats,
+        *,
+        interval_s: float = 1.0,
+        counter: Callable[[], int] | None = None,
     ) -> None:
         self.port, self.cap, self.stats, self.interval_s = port, cap, stats, interval_s
+        self.counter = counter  # the server's own count (native); None: sample the sockets
         self.at_cap = False
         stats.connection_cap = cap
 
@@ -87,7 +97,7 @@ class ConnectionWatch:
         """Take one sample; the seconds it took."""
         started = time.perf_counter()
         try:
-            open_now = client_connections(self.port)
+            open_now = self.counter() if self.counter else client_connections(self.port)
         except (psutil.Error, OSError) as exc:
             log.warning("reader_connection_sample_failed", error=repr(exc))
             return time.perf_counter() - started
@@ -110,5 +120,9 @@ class ConnectionWatch:
 
     async def run(self) -> None:
         while True:
+            if self.counter is not None:  # a len(): no thread, no system call
+                self.sample()
+                await asyncio.sleep(self.interval_s)
+                continue
             cost = await asyncio.to_thread(self.sample)  # the loop keeps serving meanwhile
             await asyncio.sleep(max(self.interval_s, cost * _COST_SHARE))

@@ -11,7 +11,10 @@ The limits are what keeps idle or hostile clients from taking the reader down:
   closes (each idle one does within ``header_timeout_s``), so file descriptors never run out.
 * ``max_url_bytes`` / ``max_header_bytes`` — larger requests are a 414 / 431 with a JSON body.
   ``buffer_bytes`` is the HTTP layer's read buffer per connection: a request head larger than
-  it is refused by hyper itself (431, empty body) before the reader sees it.
+  it is refused by the HTTP layer itself (431) before the reader sees it.
+
+``ServerOptions.server`` picks the HTTP layer: ``native`` (``readers._http``: asyncio +
+httptools on uvloop, the default) or ``granian`` (the fallback; docs/reader.md).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from topics.settings import at_least, between, check_fields
 #: file descriptors a worker keeps for itself beyond its client connections (tiers, logs ...)
 FD_RESERVE = 256
 _ENV = "WARMFLEET_READER_SERVER"  # how the parent hands the options to its worker processes
+SERVERS = ("native", "granian")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +67,12 @@ class ServerOptions:
     port: int = between(0, 65535, 8080, problem="must be 0 .. 65535", integer=True)
     workers: int = between(1, 256, 1, problem="must be 1 .. 256", integer=True)
     limits: ReaderLimits = field(default_factory=ReaderLimits)
+    server: str = "native"
 
     def __post_init__(self) -> None:
         check_fields(self, "")
+        if self.server not in SERVERS:
+            raise ConfigError("server", self.server, f"must be one of {', '.join(SERVERS)}")
 
     def to_env(self) -> dict[str, str]:
         return {_ENV: orjson.dumps(asdict(self)).decode()}
@@ -127,6 +134,13 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backlog", type=int, default=d.backlog, help=f"listen backlog (default {d.backlog})"
     )
+    parser.add_argument(
+        "--server",
+        choices=SERVERS,
+        default="native",
+        help="the HTTP layer: native (asyncio + httptools on uvloop, default) or granian "
+        "(the fallback)",
+    )
 
 
 def server_options(args: argparse.Namespace) -> ServerOptions:
@@ -136,4 +150,6 @@ def server_options(args: argparse.Namespace) -> ServerOptions:
         max_connections=args.max_connections,
         backlog=args.backlog,
     )
-    return ServerOptions(host=args.host, port=args.port, workers=args.workers, limits=limits)
+    return ServerOptions(
+        host=args.host, port=args.port, workers=args.workers, limits=limits, server=args.server
+    )

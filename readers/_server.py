@@ -1,8 +1,8 @@
-"""Serve ``ReaderApp`` with granian (RSGI, HTTP/1.1), with the reader's limits applied.
+"""Serve ``ReaderApp``: the native server (default) or granian, with the reader's limits.
 
-Why granian: measured on loopback against nginx in the same run (bench/bench_reader.py),
-its Rust HTTP layer (hyper) answers several times faster than aiohttp's; the numbers are in
-docs/reader.md. How the limits map onto it:
+``native`` (``readers._http``): an asyncio ``Protocol`` with httptools on uvloop, one
+thread; ``granian`` (Rust, hyper) is the fallback, ``--server granian``. Why the native one is
+the default, measured: docs/reader.md ("Server choice"). How the limits map onto granian:
 
 * ``header_timeout_s`` -> hyper's ``header_read_timeout``: the timer starts when a
   connection opens and again after each answer, so it also closes idle keep-alive sockets;
@@ -10,10 +10,12 @@ docs/reader.md. How the limits map onto it:
   ``accept``: past it the worker stops accepting);
 * ``buffer_bytes`` -> hyper's ``max_buf_size``; ``backlog`` -> ``listen()``.
 
-``serve`` runs the reader as a process: a granian supervisor with ``workers`` processes,
-each binding the port with SO_REUSEPORT (the kernel spreads connections over them) and
-building its app from ``factory``. ``running_reader`` runs one app inside the caller's
-event loop (granian's embedded server) — for tests and benchmarks that hand it their cache.
+(The native server applies the same four itself.) ``serve`` runs the reader as a process:
+``workers`` processes, each binding the port with SO_REUSEPORT (the kernel spreads
+connections over them) and building its app from ``factory`` — under a small supervisor
+(``readers._workers``) for the native server, granian's own for granian. ``running_reader``
+runs one app inside the caller's event loop — for tests and benchmarks that hand it their
+cache.
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import structlog
 
 from readers._app import ReaderApp
+from readers._http import NativeServer
 from readers._limits import ServerOptions, usable_connections
+from readers._workers import run_native, supervise
 
 log = structlog.get_logger(__name__)
 
@@ -55,29 +60,38 @@ def granian_options(options: ServerOptions) -> dict[str, Any]:
     }
 
 
-def serve(options: ServerOptions, factory: str) -> None:
-    """Run the reader until SIGINT/SIGTERM. ``factory`` ("module:function") builds one
-    worker's ``ReaderApp``; it reads the options back with ``ServerOptions.from_env()``."""
+def serve(options: ServerOptions, factory: str) -> int:
+    """Run the reader until SIGINT/SIGTERM; the exit status. ``factory`` ("module:function")
+    builds one worker's ``ReaderApp``; it reads the options back with
+    ``ServerOptions.from_env()``. ``options.server`` picks the HTTP layer."""
+    os.environ.update(options.to_env())
+    if usable_connections(options.limits.max_connections) < options.limits.max_connections:
+        log.warning(
+            "reader_connection_cap_lowered",
+            wanted=options.limits.max_connections,
+            cap=usable_connections(options.limits.max_connections),
+            why="the file descriptor limit (ulimit -n) cannot hold more",
+        )
+    if options.server == "granian":
+        _serve_granian(options, factory)
+        return 0
+    if options.workers == 1:
+        return run_native(factory, options)
+    return supervise(options, factory)
+
+
+def _serve_granian(options: ServerOptions, factory: str) -> None:
     from granian.constants import Loops
     from granian.log import LogLevels
     from granian.server import Server
 
-    os.environ.update(options.to_env())
-    settings = granian_options(options)
-    if settings["backpressure"] < options.limits.max_connections:
-        log.warning(
-            "reader_connection_cap_lowered",
-            wanted=options.limits.max_connections,
-            cap=settings["backpressure"],
-            why="the file descriptor limit (ulimit -n) cannot hold more",
-        )
     server = Server(
         factory,
         factory=True,
         workers=options.workers,
         loop=Loops.uvloop,
         log_level=LogLevels.warning,  # granian's own lines; the reader logs its start itself
-        **settings,
+        **granian_options(options),
     )
     server.serve()
 
@@ -109,12 +123,27 @@ async def running_reader(
     app: ReaderApp, options: ServerOptions | None = None
 ) -> AsyncIterator[str]:
     """Serve ``app`` in this event loop (one worker); yields its base URL."""
+    options = options or ServerOptions(port=free_port())
+    if options.port == 0:
+        options = replace(options, port=free_port(), workers=1)
+    if options.server == "granian":
+        async with _running_granian(app, options) as url:
+            yield url
+        return
+    server = NativeServer(app, options.host, options.port, options.limits)
+    await server.start()
+    try:
+        yield f"http://{options.host}:{server.port}"
+    finally:
+        await server.stop()
+        app.__rsgi_del__(asyncio.get_running_loop())
+
+
+@asynccontextmanager
+async def _running_granian(app: ReaderApp, options: ServerOptions) -> AsyncIterator[str]:
     from granian.log import LogLevels
     from granian.server.embed import Server
 
-    options = options or ServerOptions(port=free_port())
-    if options.port == 0:
-        options = ServerOptions(options.host, free_port(), 1, options.limits)
     server = Server(app, log_level=LogLevels.error, **granian_options(options))
     task = asyncio.create_task(server.serve())
     try:

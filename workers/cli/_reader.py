@@ -28,7 +28,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def worker_app() -> object:
-    """One granian worker's app (called in each worker process)."""
+    """One worker's app (called in each worker process, native or granian)."""
     from readers import OriginWatch, ServerOptions, create_app
     from tiers import HeatRecorder, MultiTierCache
 
@@ -59,6 +59,7 @@ def worker_app() -> object:
         workers=options.workers,
         header_timeout_s=options.limits.header_timeout_s,
         max_connections=options.limits.max_connections,
+        server=options.server,
         redis=redact(settings.redis_url),
         memcached=settings.memcached_url,
     )
@@ -102,5 +103,4 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"warmfleet reader: {exc}", file=sys.stderr)
         return 2
-    serve(options, f"{__name__}:worker_app")
-    return 0
+    return serve(options, f"{__name__}:worker_app")
