@@ -62,7 +62,12 @@ async def preload(ns: str, events: int, symbols: int) -> None:
         await prod.stop()
 
 
-def spawn(argv: list[str], ns: str, metrics_port: int, log: Path) -> subprocess.Popen[bytes]:
+def spawn(
+    argv: list[str], ns: str, metrics_port: int, log: Path, tree: Path = ROOT
+) -> subprocess.Popen[bytes]:
+    """``argv`` run by ``tree``'s Python (this interpreter for this tree, else the
+    checkout's own ``.venv``) in ``tree``, so another checkout runs its own code."""
+    python = sys.executable if tree == ROOT else str(tree / ".venv" / "bin" / "python")
     env = {k: v for k, v in os.environ.items() if not k.startswith("WARMFLEET_")}
     env.update(
         WARMFLEET_NAMESPACE=ns, WARMFLEET_KEY_PREFIX=ns.rstrip("."),
@@ -71,7 +76,7 @@ def spawn(argv: list[str], ns: str, metrics_port: int, log: Path) -> subprocess.
     )  # fmt: skip
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, *argv], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            [python, *argv], env=env, cwd=tree, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
 
