@@ -70,6 +70,7 @@ from workers.agents._metrics import (
     TIER_WRITES,
     WRITE_ERRORS,
     WRITE_SECONDS,
+    observe_many,
 )  # fmt: skip
 from workers.agents._outbox import Outbox
 from workers.agents._refill import Refill
@@ -321,8 +322,7 @@ class SymbolStream(mode.Service):
         if partition_of or books or series:
             if await self._write_tiers(folded, outbox):
                 written = time.time() * 1000.0
-                for stamp in stamps:
-                    TIER_LATENCY.observe((written - stamp) / 1000.0)
+                observe_many(TIER_LATENCY, [(written - stamp) / 1000.0 for stamp in stamps])
             for key, state in ticks.items():
                 outbox.add(
                     store.ticks_changelog, partition_of[key], key.encode(),
