@@ -184,6 +184,8 @@ class SymbolStream(mode.Service):
         self._loop_task = asyncio.create_task(self._run(), name="symbol-stream")
         self.refill = Refill(self.rt.cache, self.rt.kept, prefix=self.rt.settings.key_prefix)
         self._refill_task = asyncio.create_task(self.refill.run(), name="tier-refill")
+        loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]
+        log.info("symbol_stream_started", group=self.group_id, loop=loop)
 
     async def on_stop(self) -> None:
         # before mode cancels anything: let the batch in flight finish, then commit it
