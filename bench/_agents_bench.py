@@ -10,8 +10,10 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
+import psutil
 from aiokafka import AIOKafkaProducer
 
 from tests._procs import stop_process
@@ -62,7 +64,12 @@ async def preload(ns: str, events: int, symbols: int) -> None:
         await prod.stop()
 
 
-def spawn(argv: list[str], ns: str, metrics_port: int, log: Path) -> subprocess.Popen[bytes]:
+def spawn(
+    argv: list[str], ns: str, metrics_port: int, log: Path, tree: Path = ROOT
+) -> subprocess.Popen[bytes]:
+    """``argv`` run by ``tree``'s Python (this interpreter for this tree, else the
+    checkout's own ``.venv``) in ``tree``, so another checkout runs its own code."""
+    python = sys.executable if tree == ROOT else str(tree / ".venv" / "bin" / "python")
     env = {k: v for k, v in os.environ.items() if not k.startswith("WARMFLEET_")}
     env.update(
         WARMFLEET_NAMESPACE=ns, WARMFLEET_KEY_PREFIX=ns.rstrip("."),
@@ -71,7 +78,7 @@ def spawn(argv: list[str], ns: str, metrics_port: int, log: Path) -> subprocess.
     )  # fmt: skip
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, *argv], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            [python, *argv], env=env, cwd=tree, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
 
@@ -128,16 +135,34 @@ def counter(port: int, name: str) -> float:
     )
 
 
-async def rate(port: int, first: str, done: str, expected: int, timeout_s: float = 180.0) -> float:
+class Rate(NamedTuple):
+    """Events/s of wall-clock time, and events per CPU-second of the worker's process."""
+
+    wall: float
+    per_cpu: float
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads)."""
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+async def rate(
+    port: int, first: str, done: str, expected: int, pid: int, timeout_s: float = 180.0
+) -> Rate:
     """Events/s from the worker's first consumed event (counter ``first`` > 0) until
-    ``expected`` events are fully handled (counter ``done``)."""
+    ``expected`` events are fully handled (counter ``done``); and per CPU-second the worker
+    (process ``pid``) spent in that time, which other processes on the machine sway less."""
     deadline = time.monotonic() + timeout_s
     started: float | None = None
+    cpu = 0.0
     while time.monotonic() < deadline:
         now = time.monotonic()
         if started is None and counter(port, first) > 0:
-            started = now
+            started, cpu = now, cpu_seconds(pid)
         if started is not None and counter(port, done) >= expected:
-            return expected / max(now - started, 1e-9)
+            spent = max(cpu_seconds(pid) - cpu, 1e-9)
+            return Rate(expected / max(now - started, 1e-9), expected / spent)
         await asyncio.sleep(0.02)
     raise TimeoutError(f"{done} did not reach {expected} in {timeout_s} s")

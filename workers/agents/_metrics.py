@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter("warmfleet_agent_events_total", "Events consumed by the agents", ["topic"])
@@ -61,3 +64,23 @@ REFILL_SECONDS = Histogram(
     ["tier"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0),
 )
+
+
+def observe_many(histogram: Histogram, amounts: Iterable[float]) -> None:
+    """``histogram.observe(amount)`` for each of ``amounts``, as one increment per bucket
+    and one of the sum: observed one by one (two locked increments each), the event-to-tiers
+    latency of every event was ~8 % of the worker's CPU. It adds to prometheus_client's own
+    bucket and sum values (``_upper_bounds``, ``_buckets``, ``_sum``: no public call adds n
+    observations); tests/workers/agents/test_metrics.py pins that the exposition is what
+    ``observe`` one by one gives, so a library change that breaks this fails there."""
+    bounds: list[float] = histogram._upper_bounds
+    counts = [0] * len(bounds)
+    total = 0.0
+    for amount in amounts:
+        # observe() counts an amount in the first bucket whose upper bound is >= it
+        counts[bisect_left(bounds, amount)] += 1
+        total += amount
+    histogram._sum.inc(total)
+    for bucket, n in zip(histogram._buckets, counts, strict=True):
+        if n:
+            bucket.inc(n)

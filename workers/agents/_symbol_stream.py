@@ -70,6 +70,7 @@ from workers.agents._metrics import (
     TIER_WRITES,
     WRITE_ERRORS,
     WRITE_SECONDS,
+    observe_many,
 )  # fmt: skip
 from workers.agents._outbox import Outbox
 from workers.agents._refill import Refill
@@ -183,6 +184,8 @@ class SymbolStream(mode.Service):
         self._loop_task = asyncio.create_task(self._run(), name="symbol-stream")
         self.refill = Refill(self.rt.cache, self.rt.kept, prefix=self.rt.settings.key_prefix)
         self._refill_task = asyncio.create_task(self.refill.run(), name="tier-refill")
+        loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]
+        log.info("symbol_stream_started", group=self.group_id, loop=loop)
 
     async def on_stop(self) -> None:
         # before mode cancels anything: let the batch in flight finish, then commit it
@@ -321,8 +324,7 @@ class SymbolStream(mode.Service):
         if partition_of or books or series:
             if await self._write_tiers(folded, outbox):
                 written = time.time() * 1000.0
-                for stamp in stamps:
-                    TIER_LATENCY.observe((written - stamp) / 1000.0)
+                observe_many(TIER_LATENCY, [(written - stamp) / 1000.0 for stamp in stamps])
             for key, state in ticks.items():
                 outbox.add(
                     store.ticks_changelog, partition_of[key], key.encode(),

@@ -13,6 +13,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "-l", "--loglevel", default="warn", choices=["crit", "error", "warn", "info", "debug"],
         help="Faust's own log level (warmfleet's follows WARMFLEET_LOG_LEVEL)",
     )  # fmt: skip
+    parser.add_argument(
+        "--loop", default="uvloop", choices=["uvloop", "aio"],
+        help="event loop: uvloop (the default, faster: docs/benchmarks.md) or asyncio's own",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,6 +25,10 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)  # type: ignore[arg-type]
+    import mode.loop
+
+    # before anything creates the loop: Faust's worker makes it from this policy
+    mode.loop.use(args.loop)
     from workers.agents.app import app
 
     # Faust's command line reads sys.argv:

@@ -33,12 +33,12 @@ def free_port() -> int:
 
 
 class Worker:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, args: tuple[str, ...] = ()) -> None:
         self.log = log
         self.metrics_port = free_port()
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "workers.cli", "worker", "-l", LOGLEVEL],
+                [sys.executable, "-m", "workers.cli", "worker", "-l", LOGLEVEL, *args],
                 env={**env, "WARMFLEET_METRICS_PORT": str(self.metrics_port)},
                 cwd=ROOT,
                 stdout=out,
@@ -99,13 +99,13 @@ def worker_env(namespace: str, stack_urls: Any) -> dict[str, str]:
 
 
 @pytest.fixture
-def start_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[[], Worker]]:
+def start_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     workers: list[Worker] = []
 
-    def start() -> Worker:
+    def start(*args: str) -> Worker:
         logs = Path(os.environ.get("AGENTS_TEST_LOGS", tmp_path))
         name = f"{worker_env['WARMFLEET_NAMESPACE']}worker{len(workers)}.log"
-        worker = Worker(worker_env, logs / name)
+        worker = Worker(worker_env, logs / name, args)
         workers.append(worker)
         return worker
 
