@@ -34,7 +34,9 @@ def configure_logging(level: str = "INFO", fmt: Format = "auto") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # one write per line (message and newline together): processes sharing stderr
+        # (the reader's supervisor and its workers) never break each other's lines
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
     # libraries (aiokafka, faust, apscheduler) log through stdlib logging
