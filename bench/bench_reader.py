@@ -169,6 +169,17 @@ class _Sink:
         assert status == 200, status
 
 
+async def l1_cache(n: int, prefix: str) -> MultiTierCache:
+    """An L1-only cache holding ``n`` warm ticker keys under ``prefix``: the in-process probes'."""
+    cache = MultiTierCache.from_urls("memory://?max_entries=5000", invalidation_channel=None)
+    now = int(time.time() * 1000)
+    for sym in symbols(n):
+        key = key_for("tickers", "binance", sym, prefix=prefix)
+        value = {"exchange": "binance", "symbol": sym, "last": 64000.5, "bid": 64000.0}
+        await cache.set(key, value, data_type="tickers", as_of=now, warm_interval=3600)
+    return cache
+
+
 async def app_cost(n: int, redis: str, passes: int = 7) -> float:
     """The reader's own Python per hot request, µs: ``ReaderApp.__rsgi__`` called in this
     process on warm keys (L1 hits, the hot-set counter and XFetch on, as in ``warmfleet
@@ -179,12 +190,7 @@ async def app_cost(n: int, redis: str, passes: int = 7) -> float:
     from readers._demand import ReaderDemand
     from tiers import HeatRecorder
 
-    cache = MultiTierCache.from_urls("memory://?max_entries=5000", invalidation_channel=None)
-    now = int(time.time() * 1000)
-    for sym in symbols(n):
-        key = key_for("tickers", "binance", sym, prefix=PREFIX + "inproc")
-        value = {"exchange": "binance", "symbol": sym, "last": 64000.5, "bid": 64000.0}
-        await cache.set(key, value, data_type="tickers", as_of=now, warm_interval=3600)
+    cache = await l1_cache(n, PREFIX + "inproc")
     heat = HeatRecorder(redis, prefix=PREFIX + "inproc")
     link = Demand.connect(redis_url=redis, kafka_servers=["127.0.0.1:9092"],
                           namespace="benchreader.", key_prefix=PREFIX + "inproc")  # fmt: skip
@@ -216,12 +222,7 @@ async def task_cost(n: int, passes: int = 7) -> tuple[float, float]:
     cache's L2/L3 path needs ``asyncio.current_task()`` before it first suspends."""
     from readers import create_app
 
-    cache = MultiTierCache.from_urls("memory://?max_entries=5000", invalidation_channel=None)
-    now = int(time.time() * 1000)
-    for sym in symbols(n):
-        key = key_for("tickers", "binance", sym, prefix=PREFIX + "task")
-        value = {"exchange": "binance", "symbol": sym, "last": 64000.5, "bid": 64000.0}
-        await cache.set(key, value, data_type="tickers", as_of=now, warm_interval=3600)
+    cache = await l1_cache(n, PREFIX + "task")
     app = create_app(cache, key_prefix=PREFIX + "task")
     scopes = [_Scope(f"/v2/tickers/binance/{s.replace('/', '-')}") for s in symbols(n)]
     sink, size, rounds, batch = _Sink(), len(scopes), 20_000, 32
