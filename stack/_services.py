@@ -163,8 +163,13 @@ def kafka_java(libs: Path, main: str, *args: str, heap: str = "1g") -> list[str]
 
 
 def new_cluster_id() -> str:
-    """Kafka's Uuid text form: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """Kafka's Uuid text form: 16 random bytes, URL-safe base64 without padding. Like
+    Kafka's own ``Uuid.randomUuid``, never one that starts with "-": one in 64 would, and
+    ``kafka-storage format -t -…`` reads it as an option ("expected one argument")."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not text.startswith("-"):
+            return text
 
 
 def format_kafka_storage(libs: Path, config: Path, data_dir: Path) -> bool:
