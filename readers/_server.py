@@ -65,11 +65,12 @@ def serve(options: ServerOptions, factory: str) -> int:
     builds one worker's ``ReaderApp``; it reads the options back with
     ``ServerOptions.from_env()``. ``options.server`` picks the HTTP layer."""
     os.environ.update(options.to_env())
-    if usable_connections(options.limits.max_connections) < options.limits.max_connections:
+    cap = usable_connections(options.limits.max_connections)
+    if cap < options.limits.max_connections:
         log.warning(
             "reader_connection_cap_lowered",
             wanted=options.limits.max_connections,
-            cap=usable_connections(options.limits.max_connections),
+            cap=cap,
             why="the file descriptor limit (ulimit -n) cannot hold more",
         )
     if options.server == "granian":
